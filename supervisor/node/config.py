@@ -1,0 +1,135 @@
+"""Node configuration: environment first, then an optional TOML file, then defaults.
+
+`Config` is frozen and validated before any child starts; a bad value stops the
+node with one line naming the variable and what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROLES = frozenset({"ingest", "process", "deliver"})
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    database_url: str | None = None
+    data_dir: Path = Path("./var")
+    host: str = "127.0.0.1"
+    port: int = 4000
+    roles: frozenset[str] = ROLES
+    migrate: bool = True
+    admin_token: str | None = None
+    pool_size: int = 50
+    disable_webhook_delivery: bool = False
+    db_pool_size: int = 10
+    writer_queue: int = 20_000
+    writer_max_batch: int = 1_000
+    writer_concurrency: int = 3
+    commit_timeout: float = 5.0
+    dedup_cache_size: int = 1_000_000
+    dedup_ttl: float = 86_400.0
+    key_cache_ttl: float = 0.5
+    shutdown_timeout: float = 10.0
+    log_format: str = "auto"
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"PORT must be 1..65535, got {self.port}")
+        if not self.roles or not self.roles <= ROLES:
+            raise ConfigError(f"TRIGGERD_ROLES must be a subset of {sorted(ROLES)}")
+        for name in ("pool_size", "db_pool_size", "writer_queue", "writer_max_batch",
+                     "writer_concurrency", "dedup_cache_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{_env_name(name)} must be at least 1")
+        for name in ("commit_timeout", "dedup_ttl", "key_cache_ttl", "shutdown_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{_env_name(name)} must be positive")
+        if self.log_format not in ("auto", "json", "text"):
+            raise ConfigError("TRIGGERD_LOG_FORMAT must be auto, json or text")
+        if self.writer_concurrency >= self.db_pool_size:
+            raise ConfigError("TRIGGERD_WRITER_CONCURRENCY must be below TRIGGERD_DB_POOL_SIZE")
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+def _parse_roles(raw: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+# Names kept from the reference deployment; every other variable is TRIGGERD_<FIELD>.
+_PLAIN_ENV = {"database_url": "DATABASE_URL", "port": "PORT", "pool_size": "POOL_SIZE",
+              "disable_webhook_delivery": "DISABLE_WEBHOOK_DELIVERY"}
+
+
+def _env_name(field_name: str) -> str:
+    return _PLAIN_ENV.get(field_name, "TRIGGERD_" + field_name.upper())
+
+
+_BY_TYPE: dict[str, Callable[[str], Any]] = {
+    "int": int,
+    "float": float,
+    "bool": _parse_bool,
+    "Path": Path,
+    "frozenset[str]": _parse_roles,
+    "str": str,
+    "str | None": lambda raw: raw or None,
+}
+
+
+def _convert(name: str, raw: Any) -> Any:
+    """Turns an environment string (or a TOML value) into the field's type."""
+    kind = str(Config.__dataclass_fields__[name].type)
+    if isinstance(raw, list) and kind == "frozenset[str]":
+        return frozenset(raw)
+    if isinstance(raw, bool) or (not isinstance(raw, str) and kind != "Path"):
+        return raw
+    return _BY_TYPE[kind](str(raw))
+
+
+def load(config_file: Path | None = None, environ: Mapping[str, str] | None = None,
+         **overrides: Any) -> Config:
+    """Builds the Config: overrides (CLI flags) > environment > TOML file > defaults."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            document = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from None
+        unknown = set(document) - set(Config.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown keys in {config_file}: {', '.join(sorted(unknown))}")
+        values.update(document)
+    for name in Config.__dataclass_fields__:
+        if _env_name(name) in env:
+            values[name] = env[_env_name(name)]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    converted: dict[str, Any] = {}
+    for name, raw in values.items():
+        try:
+            converted[name] = _convert(name, raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{_env_name(name)}: {exc}") from None
+    return Config(**converted)
