@@ -1,0 +1,63 @@
+"""The aiohttp application and HttpAcceptor, the process that serves it.
+
+HttpAcceptor is the last child of the ingest subtree, so it stops first: the
+listening socket closes, requests under way finish (their events reach the
+writer, which is still running), then the writer drains. Restart: permanent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from ingestor import routes_events, routes_health, routes_inbox, routes_keys
+from ingestor.context import Ingest
+from ingestor.http import errors
+from ingestor.routes_events import INGEST
+from ingestor.validation import MAX_BATCH_BYTES
+from supervisor import Process
+
+log = logging.getLogger(__name__)
+
+
+def create_app(ingest: Ingest) -> web.Application:
+    app = web.Application(middlewares=[errors], client_max_size=MAX_BATCH_BYTES + 64 * 1024)
+    app[INGEST] = ingest
+    for table in (routes_events.routes, routes_keys.routes, routes_inbox.routes,
+                  routes_health.routes):
+        app.router.add_routes(table)
+    return app
+
+
+class HttpAcceptor(Process):
+    def __init__(self, app: web.Application, host: str, port: int,
+                 shutdown_timeout: float = 10.0) -> None:
+        super().__init__(name="HttpAcceptor")
+        self._app = app
+        self._host = host
+        self._port = port
+        self._shutdown_timeout = shutdown_timeout
+        self._runner: web.AppRunner | None = None
+        self._stopped = asyncio.Event()
+
+    async def init(self) -> None:
+        self._runner = web.AppRunner(self._app, access_log=None,
+                                     shutdown_timeout=self._shutdown_timeout,
+                                     handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
+        await site.start()
+        log.info("listening on http://%s:%d", self._host, self._port)
+
+    async def run(self) -> None:
+        await self._stopped.wait()
+
+    def request_stop(self) -> None:
+        self.stopping = True
+        self._stopped.set()
+
+    async def terminate(self, reason: BaseException | None) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

@@ -1,0 +1,117 @@
+"""API keys: creation, rotation, and authentication with a short-lived cache.
+
+A key is looked up by its SHA-256. Answers (found or not) are cached for
+`ttl` seconds (0.5 by default), so a rotated key is refused on every node within
+that time without a LISTEN connection to lose; concurrent look-ups of one key
+share a single query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+from aiohttp import web
+from cachetools import TTLCache
+
+from ingestor import queries
+from ingestor.http import ApiError
+from ingestor.ids import key_digest, new_api_key, uuid7
+
+TIER_LIMITS = {"free": 100, "pro": 1_000, "business": 10_000, "enterprise": 100_000}
+
+
+@dataclass(frozen=True, slots=True)
+class Org:
+    id: UUID
+    name: str
+    tier: str
+
+    @property
+    def rate_limit_per_minute(self) -> int:
+        return TIER_LIMITS[self.tier]
+
+
+def presented_key(request: web.Request) -> str | None:
+    """The key from X-API-Key, or from `Authorization: Bearer <key>`."""
+    key = request.headers.get("X-API-Key")
+    if key:
+        return key.strip()
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def check_admin(request: web.Request, admin_token: str | None) -> None:
+    """Refuses the request unless no admin token is set or it presents the token."""
+    if admin_token is None:
+        return
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), admin_token):
+        raise ApiError(401, "Admin token required (Authorization: Bearer <TRIGGERD_ADMIN_TOKEN>)")
+
+
+class KeyStore:
+    def __init__(self, pool: Callable[[], asyncpg.Pool], ttl: float = 0.5,
+                 size: int = 100_000) -> None:
+        self._pool = pool
+        self._cache: TTLCache[bytes, Org | None] = TTLCache(maxsize=size, ttl=ttl)
+        self._inflight: dict[bytes, asyncio.Future[Org | None]] = {}
+
+    async def authenticate(self, request: web.Request) -> Org:
+        key = presented_key(request)
+        if key is None:
+            raise ApiError(401, "Missing API key (X-API-Key header or Authorization: Bearer)")
+        org = await self.lookup(key)
+        if org is None:
+            raise ApiError(401, "Invalid API key")
+        return org
+
+    async def lookup(self, key: str) -> Org | None:
+        digest = key_digest(key)
+        try:
+            return self._cache[digest]
+        except KeyError:
+            pass
+        shared = self._inflight.get(digest)
+        if shared is not None:
+            return await asyncio.shield(shared)
+        future: asyncio.Future[Org | None] = asyncio.get_running_loop().create_future()
+        self._inflight[digest] = future
+        try:
+            row = await self._pool().fetchrow(queries.ORG_BY_KEY, digest)
+            org = None if row is None else Org(row["id"], row["name"], row["tier"])
+            self._cache[digest] = org
+            future.set_result(org)
+            return org
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here; waiters get it through shield
+            raise
+        finally:
+            del self._inflight[digest]
+
+    async def create_org(self, name: str, tier: str) -> tuple[str, Org, datetime]:
+        """A new organization and its first key (returned in clear, once)."""
+        key = new_api_key()
+        async with self._pool().acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(queries.INSERT_ORG, uuid7(), name, tier)
+            await conn.execute(queries.INSERT_KEY, key_digest(key), row["id"])
+        return key, Org(row["id"], row["name"], row["tier"]), row["created_at"]
+
+    async def rotate(self, org: Org, old_key: str) -> str:
+        """Revokes the organization's keys and issues a new one."""
+        key = new_api_key()
+        async with self._pool().acquire() as conn, conn.transaction():
+            await conn.execute(queries.REVOKE_KEYS, org.id)
+            await conn.execute(queries.INSERT_KEY, key_digest(key), org.id)
+        self._cache.pop(key_digest(old_key), None)
+        return key

@@ -1,0 +1,100 @@
+"""JSON responses and errors shared by the routes.
+
+Handlers raise `ApiError`; the `errors` middleware turns it, aiohttp's own HTTP
+exceptions (unknown route, wrong method, body too large) and a lost database
+into a JSON body with the right status. Nothing a client sends yields a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import asyncpg
+import orjson
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = "1"
+_JSON = "application/json"
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=_JSON, headers=headers)
+
+
+class ApiError(Exception):
+    """An error answer: status, message, and extra fields or headers."""
+
+    def __init__(self, status: int, message: str, *, headers: Mapping[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+    def response(self) -> web.Response:
+        return json_response({"error": self.message, **self.extra}, self.status, self.headers)
+
+
+def unavailable(reason: str) -> ApiError:
+    return ApiError(503, reason, headers={"Retry-After": RETRY_AFTER_S})
+
+
+_REASONS = {404: "Not found", 405: "Method not allowed",
+            413: "Request body too large", 415: "Unsupported media type"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = _REASONS.get(exc.status, exc.reason)
+        return json_response({"error": message}, exc.status,
+                             {k: v for k, v in exc.headers.items() if k.lower() == "allow"})
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+            asyncpg.CannotConnectNowError, asyncio.TimeoutError) as exc:
+        log.warning("%s %s: database unavailable: %s", request.method, request.path, exc)
+        return unavailable("Database unavailable").response()
+    except asyncpg.PostgresError as exc:
+        log.error("%s %s: database error: %s", request.method, request.path, exc)
+        return unavailable("Database error").response()
+
+
+async def read_json(request: web.Request, max_bytes: int) -> Any:
+    """The request's JSON body, or an ApiError for a wrong type, size or syntax."""
+    if request.content_type != _JSON and not request.content_type.endswith("+json"):
+        raise ApiError(415, "Content-Type must be application/json")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ApiError(413, f"Request body too large (limit {max_bytes} bytes)")
+    body = await request.read()
+    if len(body) > max_bytes:
+        raise ApiError(413, f"Request body too large (limit {max_bytes} bytes)")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"Invalid JSON: {exc}") from None
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer between {low} and {high}") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be an integer between {low} and {high}")
+    return value

@@ -1,0 +1,72 @@
+"""POST /api/events, POST /api/events/batch, GET /api/events/{id}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ingestor import queries
+from ingestor.context import Ingest
+from ingestor.http import ApiError, json_response, read_json
+from ingestor.ids import parse_uuid
+from ingestor.validation import MAX_BATCH_BYTES, MAX_EVENT_BYTES, parse_batch, parse_event
+
+INGEST = web.AppKey("ingest", Ingest)
+routes = web.RouteTableDef()
+
+
+@routes.post("/api/events")
+async def post_event(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    org, limit = await ingest.admit(request)
+    event = parse_event(await read_json(request, MAX_EVENT_BYTES),
+                        request.headers.get("Idempotency-Key"))
+    written = await ingest.submit(org, event)
+    if written.duplicate:
+        return json_response({"error": "Duplicate event detected", "id": str(written.id),
+                              "dedup_id": event.dedup_id}, 409, limit.headers())
+    return json_response({"id": str(written.id), "status": "accepted",
+                          "message": "Event accepted"}, 202, limit.headers())
+
+
+@routes.post("/api/events/batch")
+async def post_batch(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    org = await ingest.keys.authenticate(request)
+    events = parse_batch(await read_json(request, MAX_BATCH_BYTES))
+    limit = ingest.charge(org, cost=len(events))
+    outcomes = await ingest.submit_many(org, events)
+    results: list[dict[str, Any]] = []
+    for event, written in zip(events, outcomes):
+        item: dict[str, Any] = {"id": str(written.id),
+                                "status": "duplicate" if written.duplicate else "accepted"}
+        if event.dedup_id is not None:
+            item["dedup_id"] = event.dedup_id
+        results.append(item)
+    duplicates = sum(1 for w in outcomes if w.duplicate)
+    return json_response({"accepted": len(outcomes) - duplicates, "duplicates": duplicates,
+                          "results": results}, 202, limit.headers())
+
+
+@routes.get("/api/events/{event_id}")
+async def get_event(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    org, limit = await ingest.admit(request)
+    event_id = parse_uuid(request.match_info["event_id"])
+    if event_id is None:
+        raise ApiError(400, "event id must be a UUID")
+    row = await ingest.pool().fetchrow(queries.EVENT_BY_ID, event_id, org.id)
+    if row is None:
+        raise ApiError(404, "Event not found")
+    event = event_json(row)
+    event["acknowledged_at"] = row["acknowledged_at"]
+    event["deliveries"] = []
+    return json_response(event, headers=limit.headers())
+
+
+def event_json(row: Any) -> dict[str, Any]:
+    """An event row as the API shows it; the stored payload is passed through unparsed."""
+    return {"id": str(row["id"]), "type": row["type"], "payload": orjson.Fragment(row["payload"]),
+            "dedup_id": row["dedup_id"], "status": row["status"], "created_at": row["created_at"]}

@@ -1,0 +1,83 @@
+"""GET /api/inbox, POST /api/ack/{event_id}, POST /api/ack (bulk)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from uuid import UUID
+
+from aiohttp import web
+
+from ingestor import queries
+from ingestor.http import ApiError, json_response, query_int, read_json
+from ingestor.ids import parse_uuid
+from ingestor.routes_events import INGEST, event_json
+
+routes = web.RouteTableDef()
+
+INBOX_STATUSES = ("pending", "delivered", "failed")
+MAX_ACK = 1_000
+
+
+def encode_cursor(event_id: UUID) -> str:
+    return base64.urlsafe_b64encode(event_id.bytes).rstrip(b"=").decode()
+
+
+def decode_cursor(raw: str) -> UUID:
+    try:
+        data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        if len(data) == 16:
+            return UUID(bytes=data)
+    except (binascii.Error, ValueError):
+        pass
+    raise ApiError(400, "cursor is not valid: pass back a next_cursor from a previous page")
+
+
+@routes.get("/api/inbox")
+async def inbox(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    org, limit_headers = await ingest.admit(request)
+    limit = query_int(request, "limit", 50, 1, 1000)
+    status = request.query.get("status") or None
+    if status is not None and status not in INBOX_STATUSES:
+        raise ApiError(400, f"status must be one of {', '.join(INBOX_STATUSES)}")
+    type_ = request.query.get("type") or None
+    cursor_raw = request.query.get("cursor")
+    cursor = decode_cursor(cursor_raw) if cursor_raw else None
+    rows = await ingest.pool().fetch(queries.INBOX, org.id, status, type_, cursor, limit + 1)
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1]["id"]) if len(rows) > limit else None
+    return json_response({"events": [event_json(r) for r in page], "next_cursor": next_cursor},
+                         headers=limit_headers.headers())
+
+
+@routes.post("/api/ack/{event_id}")
+async def ack_one(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    org, limit = await ingest.admit(request)
+    event_id = parse_uuid(request.match_info["event_id"])
+    if event_id is None:
+        raise ApiError(400, "event id must be a UUID")
+    rows = await ingest.pool().fetch(queries.ACK, [event_id], org.id)
+    if not rows:
+        raise ApiError(404, "Event not found")
+    return json_response({"id": str(event_id), "acknowledged": True}, headers=limit.headers())
+
+
+@routes.post("/api/ack")
+async def ack_many(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    org, limit = await ingest.admit(request)
+    body = await read_json(request, 256 * 1024)
+    raw_ids = body.get("event_ids") if isinstance(body, dict) else None
+    if not isinstance(raw_ids, list) or not 1 <= len(raw_ids) <= MAX_ACK:
+        raise ApiError(400, f"event_ids must be an array of 1 to {MAX_ACK} event ids")
+    ids = [parse_uuid(raw) if isinstance(raw, str) else None for raw in raw_ids]
+    bad = [i for i, parsed in enumerate(ids) if parsed is None]
+    if bad:
+        raise ApiError(400, f"event_ids[{bad[0]}] is not a UUID", index=bad[0])
+    rows = await ingest.pool().fetch(queries.ACK, ids, org.id)
+    found = {r["id"] for r in rows}
+    missing = [str(i) for i in dict.fromkeys(ids) if i not in found]
+    return json_response({"acknowledged": len(found), "not_found": missing},
+                         headers=limit.headers())
