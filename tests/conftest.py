@@ -55,6 +55,7 @@ async def _build_template(dsn: str) -> None:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[EmbeddedPostgres]:
     data_dir = Path(tempfile.mkdtemp(prefix="tgd-", dir="/tmp"))
+    data_dir.chmod(0o755)  # the server runs as another user when we are root
     server = EmbeddedPostgres(data_dir)
     try:
         dsn = server.start()

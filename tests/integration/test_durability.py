@@ -98,6 +98,7 @@ async def test_sigkill_after_202s_loses_nothing(database_url: str, db: asyncpg.C
 async def own_server() -> AsyncIterator[EmbeddedPostgres]:
     """A PostgreSQL of this test's own, which it may stop and start."""
     data_dir = Path(tempfile.mkdtemp(prefix="tgd-own-", dir="/tmp"))
+    data_dir.chmod(0o755)  # the server runs as another user when we are root
     server = EmbeddedPostgres(data_dir)
     try:
         dsn = await asyncio.to_thread(server.start)
