@@ -10,7 +10,8 @@ blocks: the Database actor calls them through `asyncio.to_thread`.
   limit, the socket goes to `/tmp/triggerd-<sha256(cluster)[:12]>` (created 0700 and
   checked to be a real directory owned by the server's user).
 - A server already answering on the cluster (another node on the same data dir, or one
-  left from before) is reused and not owned: `stop()` leaves it running. A stale
+  left from before) is reused. Each user holds a shared flock on `pg.users`; `stop()`
+  stops the server only when no other process holds it (the last user out). A stale
   `postmaster.pid` (dead, zombie or unrelated pid) is removed before starting.
 - As root, PostgreSQL runs as the cluster's existing owner, else the `triggerd` user, else
   `postgres`, else a newly created `triggerd` system user. When that user cannot traverse
@@ -34,6 +35,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import quote
 
 import asyncpg
@@ -151,6 +153,7 @@ class EmbeddedPostgres:
         self._layout: _Layout | None = None
         self._address: _Address | None = None
         self._owned = False
+        self._users: IO[str] | None = None
 
     def __repr__(self) -> str:
         return f"EmbeddedPostgres(data_dir={self.data_dir}, owned={self._owned})"
@@ -180,17 +183,36 @@ class EmbeddedPostgres:
                     self._initdb(layout)
                 address = self._write_settings(layout)
                 self._pg_ctl_start(layout)
+            if self._users is None:
+                self._users = open(layout.cluster.parent / "pg.users", "a")
+                fcntl.flock(self._users, fcntl.LOCK_SH)
         self._address = address
         self._ensure_database(layout, address)
         return self.dsn
 
     def stop(self) -> None:
-        """Stop the server if this instance started it (fast shutdown); idempotent."""
-        if not self._owned:
+        """Stop the server (fast shutdown) unless another process still uses it; idempotent.
+
+        Every user holds a shared flock on `pg.users`; the last one out stops the server,
+        so a server left behind by a SIGKILLed node is stopped by the node that reused it.
+        """
+        users, self._users = self._users, None
+        if users is None and not self._owned:
             return
-        self._pg_ctl_stop(self._prepare(), "fast")
+        layout = self._prepare()
+        with open(layout.cluster.parent / "pg.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            last = True
+            if users is not None:
+                try:
+                    fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    last = False
+                users.close()
+            if last:
+                self._pg_ctl_stop(layout, "fast")
+                log.info("embedded PostgreSQL stopped: %s", layout.cluster)
         self._owned = False
-        log.info("embedded PostgreSQL stopped: %s", self.cluster_dir)
 
     def kill(self) -> None:
         """Stop the server at once, owned or not: simulates a crash or an outage."""

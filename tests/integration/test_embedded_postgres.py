@@ -233,3 +233,19 @@ def test_not_found_message_is_one_actionable_line(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "\n" not in message
     assert "apt-get install postgresql" in message and "DATABASE_URL" in message
+
+
+def test_last_user_stops_a_server_left_by_a_dead_node(
+    server: EmbeddedPostgres, data_dir: Path
+) -> None:
+    dsn = server.start()
+    survivor = EmbeddedPostgres(data_dir)
+    survivor.start()
+    assert not survivor.owned
+    assert server._users is not None
+    server._users.close()  # what the kernel does for a node killed with SIGKILL
+    server._users = None
+    server._owned = False
+    survivor.stop()
+    with pytest.raises(OSError):
+        _fetch(dsn, "SELECT 1")
