@@ -1,6 +1,6 @@
 """API keys: creation, rotation, and authentication with a short-lived cache.
 
-A key is looked up by its SHA-256. Answers (found or not) are cached for
+A key is looked up by its SHA-256. Answers (found or not) are cached in memory for
 `ttl` seconds (0.5 by default), so a rotated key is refused on every node within
 that time without a LISTEN connection to lose; concurrent look-ups of one key
 share a single query.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,6 @@ from uuid import UUID
 
 import asyncpg
 from aiohttp import web
-from cachetools import TTLCache
 
 from ingestor import queries
 from ingestor.http import ApiError
@@ -63,8 +63,12 @@ class KeyStore:
     def __init__(self, pool: Callable[[], asyncpg.Pool], ttl: float = 0.5,
                  size: int = 100_000) -> None:
         self._pool = pool
-        self._cache: TTLCache[bytes, Org | None] = TTLCache(maxsize=size, ttl=ttl)
-        self._inflight: dict[bytes, asyncio.Future[Org | None]] = {}
+        self._ttl = ttl
+        self._size = size
+        # key -> (expiry on the monotonic clock, answer); a plain dict because this is
+        # on every request's path.
+        self._cache: dict[str, tuple[float, Org | None]] = {}
+        self._inflight: dict[str, asyncio.Future[Org | None]] = {}
 
     async def authenticate(self, request: web.Request) -> Org:
         key = presented_key(request)
@@ -76,20 +80,20 @@ class KeyStore:
         return org
 
     async def lookup(self, key: str) -> Org | None:
-        digest = key_digest(key)
-        try:
-            return self._cache[digest]
-        except KeyError:
-            pass
-        shared = self._inflight.get(digest)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        shared = self._inflight.get(key)
         if shared is not None:
             return await asyncio.shield(shared)
         future: asyncio.Future[Org | None] = asyncio.get_running_loop().create_future()
-        self._inflight[digest] = future
+        self._inflight[key] = future
         try:
-            row = await self._pool().fetchrow(queries.ORG_BY_KEY, digest)
+            row = await self._pool().fetchrow(queries.ORG_BY_KEY, key_digest(key))
             org = None if row is None else Org(row["id"], row["name"], row["tier"])
-            self._cache[digest] = org
+            if len(self._cache) >= self._size:
+                self._cache.clear()  # crude but bounded; live keys come back in one query
+            self._cache[key] = (time.monotonic() + self._ttl, org)
             future.set_result(org)
             return org
         except BaseException as exc:
@@ -97,7 +101,7 @@ class KeyStore:
             future.exception()  # retrieved here; waiters get it through shield
             raise
         finally:
-            del self._inflight[digest]
+            del self._inflight[key]
 
     async def create_org(self, name: str, tier: str) -> tuple[str, Org, datetime]:
         """A new organization and its first key (returned in clear, once)."""
@@ -113,5 +117,5 @@ class KeyStore:
         async with self._pool().acquire() as conn, conn.transaction():
             await conn.execute(queries.REVOKE_KEYS, org.id)
             await conn.execute(queries.INSERT_KEY, key_digest(key), org.id)
-        self._cache.pop(key_digest(old_key), None)
+        self._cache.pop(old_key, None)
         return key

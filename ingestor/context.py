@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from uuid import UUID
-
 import asyncpg
 from aiohttp import web
 from cachetools import TTLCache
@@ -29,11 +27,12 @@ class Ingest:
     pool: Callable[[], asyncpg.Pool]
     writer: Callable[[], EventWriter | None]
     keys: KeyStore
-    dedup: TTLCache[DedupKey, UUID]
+    dedup: TTLCache[DedupKey, str]
     limiter: RateLimiter
     admin_token: str | None = None
     commit_timeout: float = 5.0
     healthy: Callable[[], bool] = lambda: True
+    loop: asyncio.AbstractEventLoop | None = None
 
     async def admit(self, request: web.Request) -> tuple[Org, Decision]:
         """Authenticates the caller and charges one request against its rate limit."""
@@ -51,7 +50,13 @@ class Ingest:
 
     def _pending(self, org: Org, event: EventIn) -> Pending:
         return Pending(uuid7(), org.id, event.type, event.payload, event.dedup_id,
-                       asyncio.get_running_loop().create_future())
+                       self._loop().create_future())
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        # Cached: asyncio.get_running_loop() costs a getpid() system call on each call.
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        return self.loop
 
     def _known(self, org: Org, event: EventIn) -> Written | None:
         if event.dedup_id is None:
@@ -89,11 +94,24 @@ class Ingest:
         return [w for w in known if w is not None]
 
     async def _outcome(self, reply: asyncio.Future[Written]) -> Written:
+        # A bare timer rather than asyncio.timeout(): this runs once per event.
+        timer = self._loop().call_later(self.commit_timeout, _expire, reply)
         try:
-            return await asyncio.wait_for(reply, self.commit_timeout)
-        except asyncio.TimeoutError:
+            return await reply
+        except CommitTimeout:
             raise unavailable("Commit timed out") from None
         except WriterUnavailable:
             raise unavailable("Database unavailable") from None
         except EventRejected as exc:
             raise ApiError(400, f"Event refused by the database: {exc}") from None
+        finally:
+            timer.cancel()
+
+
+class CommitTimeout(Exception):
+    """The commit did not complete in time; its outcome is unknown to the client."""
+
+
+def _expire(reply: asyncio.Future[Written]) -> None:
+    if not reply.done():
+        reply.set_exception(CommitTimeout())

@@ -25,9 +25,9 @@ async def post_event(request: web.Request) -> web.Response:
                         request.headers.get("Idempotency-Key"))
     written = await ingest.submit(org, event)
     if written.duplicate:
-        return json_response({"error": "Duplicate event detected", "id": str(written.id),
+        return json_response({"error": "Duplicate event detected", "id": written.id,
                               "dedup_id": event.dedup_id}, 409, limit.headers())
-    return json_response({"id": str(written.id), "status": "accepted",
+    return json_response({"id": written.id, "status": "accepted",
                           "message": "Event accepted"}, 202, limit.headers())
 
 
@@ -40,7 +40,7 @@ async def post_batch(request: web.Request) -> web.Response:
     outcomes = await ingest.submit_many(org, events)
     results: list[dict[str, Any]] = []
     for event, written in zip(events, outcomes):
-        item: dict[str, Any] = {"id": str(written.id),
+        item: dict[str, Any] = {"id": written.id,
                                 "status": "duplicate" if written.duplicate else "accepted"}
         if event.dedup_id is not None:
             item["dedup_id"] = event.dedup_id

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -39,11 +40,10 @@ class EventRejected(Exception):
     """PostgreSQL refused this event's data; retrying it will not help."""
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
+class Written(NamedTuple):
     """A commit outcome: the stored id, and whether the event was a duplicate."""
 
-    id: UUID
+    id: str
     duplicate: bool
 
 
@@ -51,7 +51,7 @@ class Written:
 class Pending:
     """An accepted event waiting for its commit."""
 
-    id: UUID
+    id: str  # a UUIDv7 in text form, as the client will see it
     org_id: UUID
     type: str
     payload: str
@@ -59,7 +59,7 @@ class Pending:
     reply: asyncio.Future[Written] = field(repr=False, compare=False)
 
 
-def new_dedup_cache(size: int, ttl: float) -> TTLCache[DedupKey, UUID]:
+def new_dedup_cache(size: int, ttl: float) -> TTLCache[DedupKey, str]:
     return TTLCache(maxsize=size, ttl=ttl)
 
 
@@ -67,7 +67,7 @@ class EventWriter(Actor[Pending]):
     def __init__(
         self,
         pool: Callable[[], asyncpg.Pool],
-        dedup: TTLCache[DedupKey, UUID],
+        dedup: TTLCache[DedupKey, str],
         *,
         mailbox_size: int = 20_000,
         max_batch: int = 1_000,
@@ -107,7 +107,7 @@ class EventWriter(Actor[Pending]):
         await flush(self._pool(), self._dedup, batch)
 
 
-async def flush(pool: asyncpg.Pool, dedup: TTLCache[DedupKey, UUID], batch: list[Pending]) -> None:
+async def flush(pool: asyncpg.Pool, dedup: TTLCache[DedupKey, str], batch: list[Pending]) -> None:
     """Commits `batch` in one statement and resolves every reply; never raises for a
     database failure (the replies carry it)."""
     started = time.perf_counter()
@@ -120,24 +120,34 @@ async def flush(pool: asyncpg.Pool, dedup: TTLCache[DedupKey, UUID], batch: list
         else:  # isolate the row PostgreSQL refused; the others still commit
             for one in unique:
                 await flush(pool, dedup, [one])
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         log.warning("flush of %d events failed: %s", len(batch), exc)
         _fail(unique, WriterUnavailable(str(exc)))
     else:
         for pending in unique:
-            written = outcome.get(pending.id)
-            if written is not None and pending.dedup_id is not None:
+            written = _inserted(pending) if outcome is None else outcome.get(pending.id, _inserted(pending))
+            if pending.reply.done():
+                continue
+            if written is None:  # its dedup conflict vanished before the look-up (pruned)
+                pending.reply.set_exception(WriterUnavailable("dedup conflict unresolved; retry"))
+                continue
+            if pending.dedup_id is not None:
                 dedup[(pending.org_id, pending.dedup_id)] = written.id
-            _resolve(pending, written)
+            pending.reply.set_result(written)
     for twin, first in twins:
         _chain(twin, first)
     log.debug("flushed events=%d took_ms=%.2f", len(batch), (time.perf_counter() - started) * 1000)
 
 
-async def _write(pool: asyncpg.Pool, batch: list[Pending]) -> dict[UUID, Written]:
-    """Inserts the batch; maps each event id to its outcome."""
+def _inserted(pending: Pending) -> Written:
+    return Written(pending.id, False)
+
+
+async def _write(pool: asyncpg.Pool, batch: list[Pending]) -> dict[str, Written | None] | None:
+    """Inserts the batch. Returns None when every row was inserted, else the outcome of
+    each row that carries a dedup id (inserted, or a duplicate of the stored id)."""
     async with pool.acquire() as conn:
-        rows = await conn.fetch(
+        status = await conn.execute(
             queries.INSERT_EVENTS,
             [p.id for p in batch],
             [p.org_id for p in batch],
@@ -145,19 +155,16 @@ async def _write(pool: asyncpg.Pool, batch: list[Pending]) -> dict[UUID, Written
             [p.payload for p in batch],
             [p.dedup_id for p in batch],
         )
-        outcome = {r["id"]: Written(r["id"], False) for r in rows}
-        conflicts = [p for p in batch if p.id not in outcome]
-        if conflicts:
-            found = await conn.fetch(
-                queries.EXISTING_DEDUP,
-                [p.org_id for p in conflicts],
-                [p.dedup_id for p in conflicts],
-            )
-            stored = {(r["org_id"], r["dedup_id"]): r["id"] for r in found}
-            for p in conflicts:
-                original = stored.get((p.org_id, p.dedup_id or ""))
-                if original is not None:
-                    outcome[p.id] = Written(original, True)
+        if int(status.rpartition(" ")[2]) == len(batch):
+            return None
+        keyed = [p for p in batch if p.dedup_id is not None]
+        found = await conn.fetch(queries.EXISTING_DEDUP, [p.org_id for p in keyed],
+                                 [p.dedup_id for p in keyed])
+    stored = {(r["org_id"], r["dedup_id"]): str(r["id"]) for r in found}
+    outcome: dict[str, Written | None] = {}
+    for p in keyed:
+        original = stored.get((p.org_id, p.dedup_id or ""))
+        outcome[p.id] = None if original is None else Written(original, original != p.id)
     return outcome
 
 
@@ -177,16 +184,6 @@ def _split_twins(batch: list[Pending]) -> tuple[list[Pending], list[tuple[Pendin
             first[key] = pending
             unique.append(pending)
     return unique, twins
-
-
-def _resolve(pending: Pending, written: Written | None) -> None:
-    if pending.reply.done():
-        return
-    if written is None:
-        # The conflicting row vanished between the insert and the look-up (pruned).
-        pending.reply.set_exception(WriterUnavailable("dedup conflict could not be resolved"))
-    else:
-        pending.reply.set_result(written)
 
 
 def _chain(twin: Pending, first: Pending) -> None:
