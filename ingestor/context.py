@@ -32,6 +32,7 @@ class Ingest:
     admin_token: str | None = None
     commit_timeout: float = 5.0
     healthy: Callable[[], bool] = lambda: True
+    allow_private_targets: bool = False
     loop: asyncio.AbstractEventLoop | None = None
 
     async def admit(self, request: web.Request) -> tuple[Org, Decision]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -43,6 +44,15 @@ class Config:
     shutdown_timeout: float = 10.0
     log_format: str = "auto"
     log_level: str = "INFO"
+    allow_private_targets: bool = False
+    request_timeout: float = 15.0
+    retry_schedule: str = "5s,30s,2m,10m,30m,1h,3h"
+    breaker_threshold: int = 20
+    breaker_cooldown: float = 30.0
+    disable_after: float = 5 * 86_400.0
+    alert_webhook_url: str | None = None
+    poll_interval: float = 0.1
+    route_batch: int = 100
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -50,10 +60,17 @@ class Config:
         if not self.roles or not self.roles <= ROLES:
             raise ConfigError(f"TRIGGERD_ROLES must be a subset of {sorted(ROLES)}")
         for name in ("pool_size", "db_pool_size", "writer_queue", "writer_max_batch",
-                     "writer_concurrency", "dedup_cache_size"):
+                     "writer_concurrency", "dedup_cache_size", "route_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_env_name(name)} must be at least 1")
-        for name in ("commit_timeout", "dedup_ttl", "key_cache_ttl", "shutdown_timeout"):
+        if self.breaker_threshold < 0:
+            raise ConfigError("TRIGGERD_BREAKER_THRESHOLD must be 0 (off) or more")
+        try:
+            parse_durations(self.retry_schedule)
+        except ValueError as exc:
+            raise ConfigError(f"TRIGGERD_RETRY_SCHEDULE: {exc}") from None
+        for name in ("commit_timeout", "dedup_ttl", "key_cache_ttl", "shutdown_timeout",
+                     "request_timeout", "breaker_cooldown", "disable_after", "poll_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")
         if self.log_format not in ("auto", "json", "text"):
@@ -63,6 +80,26 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
+
+
+def parse_duration(raw: str) -> float:
+    """Seconds from '500ms', '30s', '2m', '1h', '5d' or a bare number of seconds."""
+    match = _DURATION.match(raw.strip())
+    if match is None:
+        raise ValueError(f"not a duration: {raw!r} (use e.g. 500ms, 30s, 2m, 1h, 5d)")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def parse_durations(raw: str) -> tuple[float, ...]:
+    """A comma-separated list of durations, e.g. a retry schedule '5s,30s,2m'."""
+    delays = tuple(parse_duration(part) for part in raw.split(",") if part.strip())
+    if not delays:
+        raise ValueError("needs at least one duration, e.g. 5s,30s,2m")
+    return delays
 
 
 def _parse_bool(raw: str) -> bool:
@@ -89,7 +126,7 @@ def _env_name(field_name: str) -> str:
 
 _BY_TYPE: dict[str, Callable[[str], Any]] = {
     "int": int,
-    "float": float,
+    "float": parse_duration,
     "bool": _parse_bool,
     "Path": Path,
     "frozenset[str]": _parse_roles,

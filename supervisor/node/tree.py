@@ -60,7 +60,8 @@ class Node:
 
         ingest = Ingest(pool=self.pool, writer=writer, keys=self.keys, dedup=self.dedup,
                         limiter=self.limiter, admin_token=config.admin_token,
-                        commit_timeout=config.commit_timeout, healthy=self.healthy)
+                        commit_timeout=config.commit_timeout, healthy=self.healthy,
+                        allow_private_targets=config.allow_private_targets)
         sup = Supervisor([
             ChildSpec("writer", lambda: EventWriter(
                 self.pool, self.dedup, mailbox_size=config.writer_queue,
