@@ -1,4 +1,4 @@
-"""Time-ordered identifiers (UUIDv7, RFC 9562) and random API keys."""
+"""Time-ordered identifiers (UUIDv7, RFC 9562), random API keys and webhook signing secrets."""
 
 from __future__ import annotations
 
@@ -10,20 +10,27 @@ import time
 from uuid import UUID
 
 KEY_PREFIX = "tgd_"
+SECRET_PREFIX = "whsec_"
 
 
 _VERSION_7 = 0x7 << 76
 _VARIANT = 0x2 << 62
 _RAND_LOW = (1 << 62) - 1
+_last = 0
 
 
 def uuid7() -> str:
     """A UUIDv7 in text form: 48 bits of Unix milliseconds, then random bits, so ids sort
-    by time. Text, because that is what the database driver and the client both take."""
+    by time; strictly increasing within this process. Text, because that is what the
+    database driver and the client both take."""
+    global _last
     millis = time.time_ns() // 1_000_000
     rand = random.getrandbits(74)  # ids are not secrets: access is checked per organization
     value = (millis & 0xFFFF_FFFF_FFFF) << 80 | _VERSION_7 | (rand >> 62) << 64 | _VARIANT \
         | (rand & _RAND_LOW)
+    if value <= _last:  # same millisecond (or the clock stepped back): stay monotonic
+        value = _last + 1
+    _last = value
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
@@ -31,6 +38,11 @@ def uuid7() -> str:
 def new_api_key() -> str:
     """A key of 32 random bytes, URL-safe; shown to its owner once."""
     return KEY_PREFIX + base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks signing secret: "whsec_" + standard base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(os.urandom(32)).decode()
 
 
 def key_digest(key: str) -> bytes:
