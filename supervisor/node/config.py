@@ -52,6 +52,7 @@ class Config:
     disable_after: float = 5 * 86_400.0
     alert_webhook_url: str | None = None
     poll_interval: float = 0.1
+    rescue_interval: float = 5.0
     route_batch: int = 100
 
     def __post_init__(self) -> None:
@@ -70,7 +71,8 @@ class Config:
         except ValueError as exc:
             raise ConfigError(f"TRIGGERD_RETRY_SCHEDULE: {exc}") from None
         for name in ("commit_timeout", "dedup_ttl", "key_cache_ttl", "shutdown_timeout",
-                     "request_timeout", "breaker_cooldown", "disable_after", "poll_interval"):
+                     "request_timeout", "breaker_cooldown", "disable_after", "poll_interval",
+                     "rescue_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")
         if self.log_format not in ("auto", "json", "text"):

@@ -29,6 +29,7 @@ class Database(Process):
         self._embedded: EmbeddedPostgres | None = None
         self._pool: asyncpg.Pool | None = None
         self._stopped = asyncio.Event()
+        self.dsn = ""
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -42,6 +43,7 @@ class Database(Process):
             self._embedded = EmbeddedPostgres(self._config.data_dir)
             dsn = await asyncio.to_thread(self._embedded.start)
             log.info("embedded PostgreSQL up in %s", self._config.data_dir)
+        self.dsn = dsn
         self._pool = await self._connect(dsn)
         if self._config.migrate:
             async with self._pool.acquire() as conn:

@@ -4,14 +4,26 @@ This is the one module that imports both the runtime and the webhook packages.
 
     Node (rest_for_one)
     ├─ Database
-    └─ Ingest (one_for_one)      when the node has the "ingest" role
+    ├─ Maintenance (one_for_one)       always
+    │  ├─ Alerter
+    │  └─ Rescuer
+    ├─ Processing (one_for_one)        roles "process" and/or "deliver"
+    │  ├─ ResultWriter                 deliver: stops last, after the pool drained
+    │  ├─ Deliverer                    deliver
+    │  ├─ DeliveryPool                 deliver
+    │  ├─ Poller                       routes (process), claims (deliver); stops first
+    │  └─ Notifier
+    └─ Ingest (one_for_one)            role "ingest"
        ├─ EventWriter
-       └─ HttpAcceptor           last, so it stops first
+       └─ HttpAcceptor                 last, so it stops first
 """
 
 from __future__ import annotations
 
-from typing import cast
+import os
+import socket
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 import asyncpg
 
@@ -20,9 +32,32 @@ from ingestor.auth import KeyStore
 from ingestor.context import Ingest
 from ingestor.ratelimit import RateLimiter
 from ingestor.writer import EventWriter, new_dedup_cache
-from supervisor import ChildSpec, Strategy, Supervisor
-from supervisor.node.config import Config
+from supervisor import ChildSpec, Process, Strategy, Supervisor
+from supervisor.node.config import Config, parse_durations
 from supervisor.node.database import Database
+from workers.alerter import Alert, Alerter
+from workers.breaker import Breaker
+from workers.deliverer import Deliverer, Outcome
+from workers.notifier import Notifier
+from workers.poller import Poller
+from workers.pool import DeliveryPool
+from workers.rescuer import Rescuer
+from workers.results import ResultWriter
+from workers.schedule import RetrySchedule
+
+P = TypeVar("P", bound=Process)
+
+
+def lease_for(request_timeout: float) -> float:
+    """A lease outlives the request timeout, so a slow delivery is never claimed twice."""
+    return request_timeout + min(15.0, max(1.0, request_timeout))
+
+
+def _current(sup: Callable[[], Supervisor | None], child_id: str, kind: type[P]) -> P | None:
+    """The running child `child_id` of a subtree, or None while it is (re)starting."""
+    parent = sup()
+    child = parent.child(child_id) if parent is not None else None
+    return cast(P, child) if child is not None and not child.done else None
 
 
 class Node:
@@ -30,16 +65,21 @@ class Node:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{config.port}"
         self.dedup = new_dedup_cache(config.dedup_cache_size, config.dedup_ttl)
         self.keys = KeyStore(self.pool, ttl=config.key_cache_ttl)
         self.limiter = RateLimiter()
-        children = [ChildSpec("database", lambda: Database(config), shutdown=40.0)]
+        self.subtrees: dict[str, Supervisor] = {}
+        children = [ChildSpec("database", lambda: Database(config), shutdown=40.0),
+                    ChildSpec("maintenance", self._maintenance_tree, shutdown=15.0)]
+        if config.roles & {"process", "deliver"}:
+            children.append(ChildSpec("processing", self._processing_tree,
+                                      shutdown=config.request_timeout + 30))
         if "ingest" in config.roles:
             children.append(ChildSpec("ingest", self._ingest_tree,
                                       shutdown=2 * config.shutdown_timeout + 5))
         self.root = Supervisor(children, strategy=Strategy.REST_FOR_ONE,
                                intensity=3, period=60.0, name="Node")
-        self._ingest: Supervisor | None = None
 
     def pool(self) -> asyncpg.Pool:
         database = self.root.child("database")
@@ -47,22 +87,91 @@ class Node:
             raise ConnectionError("database is restarting")
         return cast(Database, database).pool
 
+    def dsn(self) -> str:
+        return cast(Database, self.root.child("database")).dsn
+
     def healthy(self) -> bool:
-        subtrees = [self.root] + ([self._ingest] if self._ingest is not None else [])
-        return not any(sup.degraded for sup in subtrees)
+        return not self.root.degraded
+
+    def child(self, subtree: str, child_id: str, kind: type[P]) -> P | None:
+        return _current(lambda: self.subtrees.get(subtree), child_id, kind)
+
+    def alert(self, alert: Alert) -> None:
+        alerter = self.child("maintenance", "alerter", Alerter)
+        if alerter is not None:
+            alerter.notify(alert)
+
+    def _subtree(self, name: str, children: list[ChildSpec], intensity: int) -> Supervisor:
+        sup = Supervisor(children, strategy=Strategy.ONE_FOR_ONE, intensity=intensity,
+                         period=10.0, name=name.capitalize())
+        self.subtrees[name] = sup
+        return sup
+
+    def _maintenance_tree(self) -> Supervisor:
+        config = self.config
+        return self._subtree("maintenance", [
+            ChildSpec("alerter", lambda: Alerter(config.alert_webhook_url), shutdown=6.0),
+            ChildSpec("rescuer", lambda: Rescuer(self.pool, self.alert,
+                                                 interval=config.rescue_interval,
+                                                 disable_after=config.disable_after)),
+        ], intensity=10)
+
+    def _processing_tree(self) -> Supervisor:
+        config = self.config
+        deliver = "deliver" in config.roles and not config.disable_webhook_delivery
+        specs: list[ChildSpec] = []
+        if deliver:
+            schedule = RetrySchedule(parse_durations(config.retry_schedule))
+            breaker = Breaker(config.breaker_threshold, config.breaker_cooldown)
+            specs += [
+                ChildSpec("results", lambda: ResultWriter(
+                    self.pool, self.name, schedule, breaker, self.alert), shutdown=20.0),
+                ChildSpec("deliverer", lambda: Deliverer(
+                    timeout=config.request_timeout,
+                    allow_private=config.allow_private_targets)),
+                ChildSpec("pool", lambda: DeliveryPool(
+                    lambda: self.child("processing", "deliverer", Deliverer), self._report,
+                    size=config.pool_size, capacity_freed=self._capacity_freed),
+                    shutdown=config.request_timeout + 5),
+            ]
+        specs += [
+            ChildSpec("poller", lambda: Poller(
+                self.pool, route="process" in config.roles,
+                delivery_pool=(lambda: self.child("processing", "pool", DeliveryPool))
+                if deliver else None,
+                node_name=self.name, lease=lease_for(config.request_timeout),
+                interval=config.poll_interval, route_batch=config.route_batch)),
+            ChildSpec("notifier", lambda: Notifier(self.dsn, self._wake_poller)),
+        ]
+        return self._subtree("processing", specs, intensity=10)
+
+    def _report(self, outcome: Outcome) -> None:
+        results = self.child("processing", "results", ResultWriter)
+        if results is not None:
+            results.report(outcome)
+        # else: the lease expires and the Rescuer requeues the delivery
+
+    def _wake_poller(self) -> None:
+        poller = self.child("processing", "poller", Poller)
+        if poller is not None:
+            poller.wake()
+
+    def _capacity_freed(self) -> None:
+        poller = self.child("processing", "poller", Poller)
+        if poller is not None:
+            poller.capacity_freed()
 
     def _ingest_tree(self) -> Supervisor:
         config = self.config
 
         def writer() -> EventWriter | None:
-            current = sup.child("writer")
-            return None if current is None or current.done else cast(EventWriter, current)
+            return self.child("ingest", "writer", EventWriter)
 
         ingest = Ingest(pool=self.pool, writer=writer, keys=self.keys, dedup=self.dedup,
                         limiter=self.limiter, admin_token=config.admin_token,
                         commit_timeout=config.commit_timeout, healthy=self.healthy,
                         allow_private_targets=config.allow_private_targets)
-        sup = Supervisor([
+        return self._subtree("ingest", [
             ChildSpec("writer", lambda: EventWriter(
                 self.pool, self.dedup, mailbox_size=config.writer_queue,
                 max_batch=config.writer_max_batch, concurrency=config.writer_concurrency),
@@ -70,6 +179,4 @@ class Node:
             ChildSpec("http", lambda: HttpAcceptor(
                 create_app(ingest), config.host, config.port, config.shutdown_timeout),
                 shutdown=config.shutdown_timeout + 2),
-        ], strategy=Strategy.ONE_FOR_ONE, intensity=10, period=10.0, name="Ingest")
-        self._ingest = sup
-        return sup
+        ], intensity=10)

@@ -1,0 +1,105 @@
+"""Poller: routes committed events into deliveries, and claims due deliveries.
+
+Ticks every `interval` (100 ms) and at once when the Notifier signals committed work.
+Each tick routes unrouted events in batches (one statement per batch, see
+queries.ROUTE_EVENTS) and then claims due deliveries, never more than the
+DeliveryPool's free slots, under a lease longer than the request timeout, so a slow
+delivery is never claimed twice. A transient database error skips the tick; the
+next one tries again, so an outage neither spins nor kills the Poller.
+
+Messages: `Tick`. Restart: permanent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from supervisor import PeriodicActor
+from workers import queries
+from workers.deliverer import Job
+from workers.pool import Claimed, DeliveryPool
+
+log = logging.getLogger(__name__)
+
+MAX_ROUTE_BATCHES = 50  # per tick, so claiming is never starved by a deep backlog
+
+
+class Poller(PeriodicActor):
+    def __init__(self, pool: Callable[[], asyncpg.Pool], *, route: bool,
+                 delivery_pool: Callable[[], DeliveryPool | None] | None, node_name: str,
+                 lease: float, interval: float = 0.1, route_batch: int = 100) -> None:
+        super().__init__(interval=interval, name="Poller")
+        self._pool = pool
+        self._route = route
+        self._delivery_pool = delivery_pool
+        self._node = node_name
+        self._lease = lease
+        self._route_batch = route_batch
+        self.routed = 0
+        self.claimed = 0
+        self._backlog = False  # the last claim took all it could: more may be due
+
+    async def tick(self) -> None:
+        try:
+            more = False
+            if self._route:
+                more = await self._route_events()
+            if self._delivery_pool is not None:
+                more = await self._claim() or more
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.warning("poll skipped: %s", exc)
+            return
+        if more:
+            self.wake()
+
+    async def _route_events(self) -> bool:
+        """Routes up to MAX_ROUTE_BATCHES batches; True when more may be waiting."""
+        started = time.perf_counter()
+        events = deliveries = 0
+        for _ in range(MAX_ROUTE_BATCHES):
+            async with self._pool().acquire() as conn, conn.transaction():
+                # A lost commit leaves the events unrouted: routing is simply redone.
+                await conn.execute("SET LOCAL synchronous_commit = off")
+                row = await conn.fetchrow(queries.ROUTE_EVENTS, self._route_batch)
+            events += row["events"]
+            deliveries += row["deliveries"]
+            if row["events"] < self._route_batch:
+                break
+        if events:
+            self.routed += events
+            log.info("routed events=%d deliveries=%d took_ms=%.1f", events, deliveries,
+                     (time.perf_counter() - started) * 1000)
+        return events >= self._route_batch * MAX_ROUTE_BATCHES
+
+    def capacity_freed(self) -> None:
+        """Called by the DeliveryPool as workers finish: claim again if work is waiting."""
+        if self._backlog:
+            self.wake()
+
+    async def _claim(self) -> bool:
+        """Claims due deliveries for the free workers; True when the pool was filled."""
+        pool = self._delivery_pool() if self._delivery_pool is not None else None
+        if pool is None:
+            return False
+        free = pool.free_slots()
+        if free == 0:
+            return False
+        rows = await self._pool().fetch(queries.CLAIM_DELIVERIES, free, self._lease, self._node)
+        for row in rows:
+            pool.send_nowait(Claimed(_job(row), row["rate_limit_per_second"]))
+        self.claimed += len(rows)
+        self._backlog = len(rows) == free
+        return False
+
+
+def _job(row: Any) -> Job:
+    secrets = (row["secret"],) + ((row["previous_secret"],) if row["previous_secret"] else ())
+    return Job(delivery_id=row["id"], event_id=row["event_id"], event_type=row["type"],
+               payload=row["payload"], created_at=row["created_at"],
+               endpoint_id=row["endpoint_id"], url=row["url"], secrets=secrets,
+               attempt=row["attempts"])

@@ -1,0 +1,146 @@
+"""DeliveryPool: POOL_SIZE workers fed by a bounded mailbox of claimed deliveries.
+
+Each worker takes a `Claimed` delivery, checks this node's per-endpoint limits
+(concurrency cap, `rate_limit_per_second`), has the Deliverer make the attempt and
+sends the Outcome to the ResultWriter. A delivery the limits hold back is handed back
+as a deferred outcome that spends no attempt. The Poller claims only `free_slots()`
+deliveries, so the mailbox never overflows and no lease waits in memory for long.
+
+Messages: `Claimed`. Restart: permanent (a crash loses only leases, which the
+Rescuer returns to the queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from supervisor import Actor
+from workers.deliverer import Deliverer, Job, Outcome
+
+DEFERRED = "deferred"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery leased by the Poller for this node."""
+
+    job: Job
+    rate_limit_per_second: int | None
+
+
+class EndpointLimits:
+    """Per-endpoint concurrency and rate on this node (a token bucket per endpoint)."""
+
+    def __init__(self, max_in_flight: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_in_flight = max_in_flight
+        self._clock = clock
+        self._in_flight: dict[str, int] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # endpoint -> (tokens, at)
+
+    def acquire(self, endpoint_id: str, rate: int | None) -> float:
+        """0 when the attempt may go now (and is counted), else seconds to wait."""
+        if self._in_flight.get(endpoint_id, 0) >= self.max_in_flight:
+            return 0.05
+        if rate is not None:
+            now = self._clock()
+            tokens, at = self._buckets.get(endpoint_id, (float(rate), now))
+            tokens = min(float(rate), tokens + (now - at) * rate)
+            if tokens < 1.0:
+                self._buckets[endpoint_id] = (tokens, now)
+                return (1.0 - tokens) / rate
+            self._buckets[endpoint_id] = (tokens - 1.0, now)
+        self._in_flight[endpoint_id] = self._in_flight.get(endpoint_id, 0) + 1
+        return 0.0
+
+    def release(self, endpoint_id: str) -> None:
+        left = self._in_flight.get(endpoint_id, 1) - 1
+        if left:
+            self._in_flight[endpoint_id] = left
+        else:
+            self._in_flight.pop(endpoint_id, None)
+
+
+def deferred(job: Job, wait: float, reason: str) -> Outcome:
+    return Outcome(job=job, kind=DEFERRED, status=None, duration_ms=0.0, error=reason,
+                   body=None, retry_after=wait)
+
+
+class DeliveryPool(Actor[Claimed]):
+    def __init__(self, deliverer: Callable[[], Deliverer | None],
+                 report: Callable[[Outcome], None], *, size: int = 50,
+                 max_per_endpoint: int = 25,
+                 capacity_freed: Callable[[], None] = lambda: None) -> None:
+        # Room for `size` claims plus one stop marker per worker.
+        super().__init__(name="DeliveryPool", mailbox_size=2 * size)
+        self.size = size
+        self._deliverer = deliverer
+        self._report = report
+        self._limits = EndpointLimits(max_per_endpoint)
+        self._busy = 0
+        self._capacity_freed = capacity_freed
+        self._attempting: dict[int, Job] = {}
+
+    def free_slots(self) -> int:
+        return max(0, self.size - self._busy - self.mailbox.qsize())
+
+    async def run(self) -> None:
+        workers = [asyncio.create_task(self._work(), name=f"DeliveryPool.worker{i}")
+                   for i in range(self.size)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    def request_stop(self) -> None:
+        # Workers finish the attempt in hand, then see `stopping` and leave.
+        self.stopping = True
+        for _ in range(self.size):
+            self.mailbox.put_nowait(None)  # type: ignore[arg-type]
+
+    async def _work(self) -> None:
+        while not self.stopping:
+            claimed = await self.mailbox.get()
+            if claimed is None:
+                return
+            self._busy += 1
+            try:
+                await self._attempt(claimed)
+            finally:
+                self._busy -= 1
+            if self.mailbox.empty() and self.free_slots() >= max(1, self.size // 4):
+                self._capacity_freed()
+
+    async def _attempt(self, claimed: Claimed) -> None:
+        job = claimed.job
+        wait = self._limits.acquire(job.endpoint_id, claimed.rate_limit_per_second)
+        if wait:
+            self._report(deferred(job, wait, "held by the endpoint's limits on this node"))
+            return
+        deliverer = self._deliverer()
+        if deliverer is None:
+            self._limits.release(job.endpoint_id)
+            self._report(deferred(job, 1.0, "deliverer restarting"))
+            return
+        # Left in place if the attempt is cancelled or crashes: terminate() hands it back.
+        self._attempting[job.delivery_id] = job
+        outcome = await deliverer.deliver(job)
+        del self._attempting[job.delivery_id]
+        self._limits.release(job.endpoint_id)
+        self._report(outcome)
+
+    async def terminate(self, reason: BaseException | None) -> None:
+        """Hands back what was claimed but not finished, so it is requeued at once rather
+        than when its lease ends. An attempt cut short by a crash may have reached the
+        receiver: that is the at-least-once duplicate."""
+        for job in self._attempting.values():
+            self._report(deferred(job, 0.0, "attempt interrupted"))
+        self._attempting.clear()
+        while not self.mailbox.empty():
+            claimed = self.mailbox.get_nowait()
+            if claimed is not None:
+                self._report(deferred(claimed.job, 0.0, "node stopping"))

@@ -1,0 +1,220 @@
+"""The SQL the workers run, as static constants.
+
+Each query starts with its purpose and what each $n is.
+"""
+
+# Routes a batch of unrouted events in one statement: claims them over the
+# events_unrouted partial index (SKIP LOCKED, so pollers on several nodes never take
+# the same event), marks them routed, and creates one delivery per matching enabled
+# endpoint. A crash before commit leaves the events unrouted, so routing may commit
+# asynchronously (synchronous_commit off) without risking a loss.
+# $1 batch size. Returns the events routed and the deliveries created.
+ROUTE_EVENTS = """
+WITH claimed AS (
+    SELECT id, org_id, type
+    FROM events
+    WHERE routed_at IS NULL
+    ORDER BY id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+),
+routed AS (
+    UPDATE events SET routed_at = now()
+    FROM claimed
+    WHERE events.id = claimed.id
+    RETURNING events.id
+),
+fanout AS (
+    INSERT INTO deliveries (event_id, endpoint_id, org_id)
+    SELECT claimed.id, endpoint.id, claimed.org_id
+    FROM claimed
+    JOIN endpoints AS endpoint ON endpoint.org_id = claimed.org_id AND endpoint.enabled
+    WHERE endpoint.event_types IS NULL
+       OR EXISTS (
+           SELECT 1 FROM unnest(endpoint.event_types) AS pattern
+           WHERE pattern = claimed.type
+              OR (right(pattern, 2) = '.*' AND starts_with(claimed.type, left(pattern, -1))))
+    ORDER BY claimed.id
+    ON CONFLICT (event_id, endpoint_id) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM routed) AS events, (SELECT count(*) FROM fanout) AS deliveries
+"""
+
+# Claims due deliveries for this node's free workers and leases them (locked_until), so
+# no other node takes them until the lease ends. The attempt is counted here.
+# Held back: disabled endpoints, open breakers; an ordered endpoint, or one whose breaker
+# is half-open (cooldown set, open period over: one probe), gives only its head, the
+# oldest undelivered event, and nothing while that head is in flight.
+# $1 how many (free workers), $2 lease in seconds, $3 this node's name.
+CLAIM_DELIVERIES = """
+WITH due AS (
+    SELECT delivery.id
+    FROM deliveries AS delivery
+    JOIN endpoints AS endpoint ON endpoint.id = delivery.endpoint_id
+    WHERE delivery.status IN ('pending', 'failed')
+      AND delivery.next_attempt_at <= now()
+      AND endpoint.enabled
+      AND (endpoint.breaker_open_until IS NULL OR endpoint.breaker_open_until <= now())
+      AND (NOT (endpoint.ordered OR endpoint.breaker_cooldown_s IS NOT NULL)
+           OR delivery.event_id = (
+               SELECT head.event_id FROM deliveries AS head
+               WHERE head.endpoint_id = delivery.endpoint_id
+                 AND head.status IN ('pending', 'in_flight', 'failed')
+               ORDER BY head.event_id
+               LIMIT 1))
+    ORDER BY delivery.next_attempt_at, delivery.event_id
+    LIMIT $1
+    FOR UPDATE OF delivery SKIP LOCKED
+)
+UPDATE deliveries AS delivery
+SET status = 'in_flight', attempts = delivery.attempts + 1,
+    locked_until = now() + make_interval(secs => $2), locked_by = $3, updated_at = now()
+FROM due, events AS event, endpoints AS endpoint
+WHERE delivery.id = due.id AND event.id = delivery.event_id
+  AND endpoint.id = delivery.endpoint_id
+RETURNING delivery.id, delivery.event_id::text AS event_id, delivery.endpoint_id::text AS endpoint_id,
+          delivery.attempts, event.type, event.payload::text AS payload, event.created_at,
+          endpoint.url, endpoint.secret, endpoint.rate_limit_per_second,
+          CASE WHEN endpoint.previous_secret_until > now() THEN endpoint.previous_secret END
+              AS previous_secret
+"""
+
+# Records outcomes of a batch of attempts, only for deliveries this node still leases
+# (a lease that expired and was rescued belongs to someone else now).
+# $1 delivery ids, $2 attempt numbers, $3 new statuses, $4 next attempt times,
+# $5 response statuses, $6 errors, $7 this node's name, $8 attempts to refund (0/1: an
+# attempt deferred by this node's own limits spends nothing).
+# Returns the ids updated.
+FINISH_DELIVERIES = """
+UPDATE deliveries AS delivery
+SET status = outcome.status,
+    next_attempt_at = coalesce(outcome.next_at, delivery.next_attempt_at),
+    response_status = coalesce(outcome.response_status, delivery.response_status),
+    last_error = outcome.error,
+    delivered_at = CASE WHEN outcome.status = 'delivered' THEN now() END,
+    attempts = delivery.attempts - outcome.refund,
+    locked_until = NULL, locked_by = NULL, updated_at = now()
+FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[],
+            $8::int[])
+     AS outcome (id, attempt, status, next_at, response_status, error, refund)
+WHERE delivery.id = outcome.id AND delivery.status = 'in_flight'
+  AND delivery.locked_by = $7 AND delivery.attempts = outcome.attempt
+RETURNING delivery.id
+"""
+
+# Stores attempts. $1 delivery ids, $2 attempt numbers, $3 response statuses,
+# $4 durations (ms), $5 errors, $6 response bodies (cut to 4 KiB).
+INSERT_ATTEMPTS = """
+INSERT INTO delivery_attempts (delivery_id, attempt, response_status, duration_ms, error,
+                               response_body)
+SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::float8[], $5::text[], $6::text[])
+"""
+
+# Folds a batch's outcomes into each endpoint's health. $1 endpoint ids, $2 whether the
+# batch's last outcome was a success, $3 failures after the last success (or all).
+# Returns the state the breaker decision needs.
+ENDPOINT_HEALTH = """
+UPDATE endpoints AS endpoint
+SET last_success_at = CASE WHEN u.success THEN now() ELSE endpoint.last_success_at END,
+    consecutive_failures = CASE WHEN u.success THEN u.failures
+                                ELSE endpoint.consecutive_failures + u.failures END
+FROM unnest($1::uuid[], $2::bool[], $3::int[]) AS u (id, success, failures)
+WHERE endpoint.id = u.id
+RETURNING endpoint.id::text AS id, endpoint.url, endpoint.consecutive_failures,
+          endpoint.breaker_cooldown_s, endpoint.breaker_open_until <= now() AS breaker_due,
+          u.success
+"""
+
+# Opens (cooldown > 0) or closes (cooldown NULL) breakers. $1 endpoint ids, $2 cooldown
+# seconds or NULL.
+SET_BREAKERS = """
+UPDATE endpoints AS endpoint
+SET breaker_cooldown_s = u.cooldown,
+    breaker_open_until = now() + make_interval(secs => u.cooldown),
+    consecutive_failures = CASE WHEN u.cooldown IS NULL THEN 0
+                                ELSE endpoint.consecutive_failures END,
+    updated_at = now()
+FROM unnest($1::uuid[], $2::int[]) AS u (id, cooldown)
+WHERE endpoint.id = u.id
+"""
+
+# Holds the waiting deliveries of endpoints whose breaker opened until it may close:
+# no attempt is spent on them meanwhile. $1 endpoint ids.
+HOLD_DELIVERIES = """
+UPDATE deliveries AS delivery
+SET next_attempt_at = greatest(delivery.next_attempt_at, endpoint.breaker_open_until)
+FROM endpoints AS endpoint
+WHERE endpoint.id = ANY($1::uuid[]) AND delivery.endpoint_id = endpoint.id
+  AND delivery.status IN ('pending', 'failed')
+"""
+
+# Disables endpoints. $1 endpoint ids, $2 reasons. Returns the ids newly disabled.
+DISABLE_ENDPOINTS = """
+UPDATE endpoints AS endpoint
+SET enabled = false, disabled_reason = u.reason, disabled_at = now(), updated_at = now()
+FROM unnest($1::uuid[], $2::text[]) AS u (id, reason)
+WHERE endpoint.id = u.id AND endpoint.enabled
+RETURNING endpoint.id::text AS id, endpoint.url, endpoint.disabled_reason
+"""
+
+# Settles events whose deliveries are all final: 'delivered' when every one was,
+# 'failed' when one ended in the dead-letter queue. $1 event ids.
+SETTLE_EVENTS = """
+UPDATE events AS event
+SET status = CASE WHEN settled.dead THEN 'failed' ELSE 'delivered' END
+FROM (
+    SELECT event_id, bool_or(status = 'dead_letter') AS dead
+    FROM deliveries
+    WHERE event_id = ANY($1::uuid[])
+    GROUP BY event_id
+    HAVING bool_and(status IN ('delivered', 'dead_letter'))
+) AS settled
+WHERE event.id = settled.event_id AND event.acknowledged_at IS NULL
+"""
+
+# Returns expired leases (their node died mid-attempt) to the queue, refunding the
+# attempt: the receiver was not at fault. $1 batch size. Returns how many.
+RESCUE_LEASES = """
+WITH expired AS (
+    SELECT id FROM deliveries
+    WHERE status = 'in_flight' AND locked_until < now()
+    ORDER BY locked_until
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries AS delivery
+SET status = CASE WHEN delivery.attempts > 1 THEN 'failed' ELSE 'pending' END,
+    attempts = delivery.attempts - 1, next_attempt_at = now(),
+    locked_until = NULL, locked_by = NULL,
+    last_error = 'lease expired: the node delivering it stopped', updated_at = now()
+FROM expired
+WHERE delivery.id = expired.id
+"""
+
+# Dead-letters the undelivered deliveries of disabled endpoints, in bounded batches.
+# $1 batch size. Returns the endpoint of each delivery moved.
+DEAD_LETTER_DISABLED = """
+WITH doomed AS (
+    SELECT delivery.id
+    FROM deliveries AS delivery
+    JOIN endpoints AS endpoint ON endpoint.id = delivery.endpoint_id
+    WHERE NOT endpoint.enabled AND delivery.status IN ('pending', 'failed')
+    LIMIT $1
+    FOR UPDATE OF delivery SKIP LOCKED
+)
+UPDATE deliveries AS delivery
+SET status = 'dead_letter', next_attempt_at = now(), updated_at = now(),
+    last_error = 'endpoint disabled: ' || coalesce(endpoint.disabled_reason, 'disabled')
+FROM doomed, endpoints AS endpoint
+WHERE delivery.id = doomed.id AND endpoint.id = delivery.endpoint_id
+RETURNING delivery.event_id
+"""
+
+# Endpoints without a success for too long, that have been failing. $1 seconds.
+STALE_ENDPOINTS = """
+SELECT id::text AS id FROM endpoints
+WHERE enabled AND consecutive_failures > 0
+  AND coalesce(last_success_at, created_at) < now() - make_interval(secs => $1)
+LIMIT 100
+"""

@@ -1,0 +1,168 @@
+"""ResultWriter: records delivery outcomes in batches, and what follows from them.
+
+Outcomes queue in the mailbox; each round takes what is there (up to 500) and, in
+one transaction: finishes the deliveries this node still leases, stores the attempts,
+folds the outcomes into each endpoint's health (circuit breaker, 410 disables) and
+settles events whose deliveries are all final. Writes retry with backoff under
+`asyncio.shield`, so neither a lost connection nor a shutdown drops an outcome that
+can still be written before its lease ends.
+
+Messages: `Outcome`. Restart: permanent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+
+from supervisor import Actor
+from workers import queries
+from workers.alerter import Alert
+from workers.breaker import Breaker, HealthRow
+from workers.deliverer import Outcome
+from workers.pool import DEFERRED
+from workers.schedule import RetrySchedule
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+GONE_REASON = "the receiver answered 410 Gone"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What an outcome does to its delivery."""
+
+    status: str
+    next_at: datetime | None
+    refund: int
+
+
+class ResultWriter(Actor[Outcome]):
+    def __init__(self, pool: Callable[[], asyncpg.Pool], node_name: str,
+                 schedule: RetrySchedule, breaker: Breaker,
+                 alert: Callable[[Alert], None], *, write_timeout: float = 15.0) -> None:
+        super().__init__(name="ResultWriter", mailbox_size=10_000)
+        self._pool = pool
+        self._node = node_name
+        self._schedule = schedule
+        self._breaker = breaker
+        self._alert = alert
+        self._write_timeout = write_timeout
+        self.written = 0
+
+    def report(self, outcome: Outcome) -> None:
+        """Called by the pool's workers; the mailbox is larger than the pool can fill."""
+        self.send_nowait(outcome)
+
+    async def handle(self, message: Outcome) -> None:
+        batch = [message]
+        while len(batch) < MAX_BATCH and not self.mailbox.empty():
+            batch.append(self.mailbox.get_nowait())
+        await asyncio.shield(self._write_with_retry(batch))
+
+    async def terminate(self, reason: BaseException | None) -> None:
+        rest: list[Outcome] = []
+        while not self.mailbox.empty():
+            rest.append(self.mailbox.get_nowait())
+        if rest:
+            await self._write_with_retry(rest)
+
+    async def _write_with_retry(self, batch: list[Outcome]) -> None:
+        deadline = time.monotonic() + self._write_timeout
+        delay = 0.05
+        while True:
+            try:
+                await self._write(batch)
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                if time.monotonic() + delay > deadline:
+                    log.error("dropping %d outcomes after %s: their leases will expire and "
+                              "the Rescuer requeues them", len(batch), exc)
+                    return
+                log.warning("writing %d outcomes failed (%s); retrying", len(batch), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def _write(self, batch: list[Outcome]) -> None:
+        started = time.perf_counter()
+        now = datetime.now(timezone.utc)
+        decisions = [self._decide(o, now) for o in batch]
+        attempts = [(o, d) for o, d in zip(batch, decisions) if o.kind != DEFERRED]
+        async with self._pool().acquire() as conn, conn.transaction():
+            await conn.execute(
+                queries.FINISH_DELIVERIES,
+                [o.job.delivery_id for o in batch], [o.job.attempt for o in batch],
+                [d.status for d in decisions], [d.next_at for d in decisions],
+                [o.status for o in batch], [o.error for o in batch], self._node,
+                [d.refund for d in decisions])
+            if attempts:
+                await conn.execute(
+                    queries.INSERT_ATTEMPTS,
+                    [o.job.delivery_id for o, _ in attempts], [o.job.attempt for o, _ in attempts],
+                    [o.status for o, _ in attempts], [o.duration_ms for o, _ in attempts],
+                    [o.error for o, _ in attempts], [o.body for o, _ in attempts])
+                alerts = await self._endpoints(conn, [o for o, _ in attempts])
+            else:
+                alerts = []
+            final = [o.job.event_id for o, d in zip(batch, decisions)
+                     if d.status in ("delivered", "dead_letter")]
+            if final:
+                await conn.execute(queries.SETTLE_EVENTS, final)
+        self.written += len(batch)
+        for outcome, decision in zip(batch, decisions):
+            if decision.status == "dead_letter":
+                alerts.append(Alert.dead_letter(outcome.job.endpoint_id, outcome.job.url,
+                                                outcome.job.event_id, outcome.error))
+        for alert in alerts:
+            self._alert(alert)
+        log.info("recorded outcomes=%d attempts=%d took_ms=%.1f", len(batch), len(attempts),
+                 (time.perf_counter() - started) * 1000)
+
+    def _decide(self, outcome: Outcome, now: datetime) -> Decision:
+        job = outcome.job
+        if outcome.kind == DEFERRED:
+            back = "failed" if job.attempt > 1 else "pending"
+            return Decision(back, now + timedelta(seconds=outcome.retry_after or 0.0), 1)
+        if outcome.ok:
+            return Decision("delivered", None, 0)
+        if outcome.gone:
+            return Decision("dead_letter", None, 0)
+        delay = self._schedule.retry_delay(job.attempt, status=outcome.status,
+                                           timed_out=outcome.kind == "timeout",
+                                           retry_after=outcome.retry_after)
+        if delay is None:
+            return Decision("dead_letter", None, 0)
+        return Decision("failed", now + timedelta(seconds=delay), 0)
+
+    async def _endpoints(self, conn: asyncpg.Connection, outcomes: list[Outcome]) -> list[Alert]:
+        """Folds outcomes into endpoint health; opens/closes breakers; disables on 410."""
+        per_endpoint: dict[str, tuple[bool, int]] = {}
+        gone: dict[str, str] = {}
+        for outcome in outcomes:  # in arrival order: a success resets the count
+            endpoint = outcome.job.endpoint_id
+            success, failures = per_endpoint.get(endpoint, (False, 0))
+            per_endpoint[endpoint] = (True, 0) if outcome.ok else (success, failures + 1)
+            if outcome.gone:
+                gone[endpoint] = GONE_REASON
+        ids = list(per_endpoint)
+        rows = await conn.fetch(queries.ENDPOINT_HEALTH, ids,
+                                [per_endpoint[i][0] for i in ids], [per_endpoint[i][1] for i in ids])
+        health = [HealthRow(r["id"], r["url"], r["consecutive_failures"], r["breaker_cooldown_s"],
+                            bool(r["breaker_due"]), r["success"]) for r in rows]
+        changes, alerts = self._breaker.decide(health)
+        if changes:
+            await conn.execute(queries.SET_BREAKERS, list(changes), list(changes.values()))
+            opened = [i for i, cooldown in changes.items() if cooldown is not None]
+            if opened:
+                await conn.execute(queries.HOLD_DELIVERIES, opened)
+        if gone:
+            disabled = await conn.fetch(queries.DISABLE_ENDPOINTS, list(gone), list(gone.values()))
+            alerts += [Alert.disabled(r["id"], r["url"], r["disabled_reason"]) for r in disabled]
+        return alerts
