@@ -128,7 +128,8 @@ class Node:
                     self.pool, self.name, schedule, breaker, self.alert), shutdown=20.0),
                 ChildSpec("deliverer", lambda: Deliverer(
                     timeout=config.request_timeout,
-                    allow_private=config.allow_private_targets)),
+                    allow_private=config.allow_private_targets),
+                    shutdown=config.request_timeout + 2),
                 ChildSpec("pool", lambda: DeliveryPool(
                     lambda: self.child("processing", "deliverer", Deliverer), self._report,
                     size=config.pool_size, capacity_freed=self._capacity_freed),
