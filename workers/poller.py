@@ -43,6 +43,7 @@ class Poller(PeriodicActor):
         self.routed = 0
         self.claimed = 0
         self._backlog = False  # the last claim took all it could: more may be due
+        self._failures = 0
 
     async def tick(self) -> None:
         try:
@@ -52,10 +53,21 @@ class Poller(PeriodicActor):
             if self._delivery_pool is not None:
                 more = await self._claim() or more
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            log.warning("poll skipped: %s", exc)
+            self._failures += 1
+            if self._failures == 1 or self._failures % 20 == 0:
+                log.warning("poll skipped (%d in a row): %s", self._failures, exc)
             return
+        if self._failures:
+            log.info("polling resumed after %d failed ticks", self._failures)
+            self._failures = 0
         if more:
             self.wake()
+
+    def next_delay(self) -> float:
+        # While the database is away: back off up to 5 s instead of spinning.
+        if self._failures:
+            return min(5.0, self.interval * 2 ** min(self._failures, 10))
+        return super().next_delay()
 
     async def _route_events(self) -> bool:
         """Routes up to MAX_ROUTE_BATCHES batches; True when more may be waiting."""

@@ -4,8 +4,9 @@ Outcomes queue in the mailbox; each round takes what is there (up to 500) and, i
 one transaction: finishes the deliveries this node still leases, stores the attempts,
 folds the outcomes into each endpoint's health (circuit breaker, 410 disables) and
 settles events whose deliveries are all final. Writes retry with backoff under
-`asyncio.shield`, so neither a lost connection nor a shutdown drops an outcome that
-can still be written before its lease ends.
+`asyncio.shield` for up to five minutes, so neither a PostgreSQL restart nor a shutdown
+drops an outcome: a write that lands once PostgreSQL is back avoids a duplicate, and one
+whose lease was rescued meanwhile is ignored (the delivery is no longer ours).
 
 Messages: `Outcome`. Restart: permanent.
 """
@@ -47,7 +48,7 @@ class Decision:
 class ResultWriter(Actor[Outcome]):
     def __init__(self, pool: Callable[[], asyncpg.Pool], node_name: str,
                  schedule: RetrySchedule, breaker: Breaker,
-                 alert: Callable[[Alert], None], *, write_timeout: float = 15.0) -> None:
+                 alert: Callable[[Alert], None], *, write_timeout: float = 300.0) -> None:
         super().__init__(name="ResultWriter", mailbox_size=10_000)
         self._pool = pool
         self._node = node_name
@@ -58,8 +59,14 @@ class ResultWriter(Actor[Outcome]):
         self.written = 0
 
     def report(self, outcome: Outcome) -> None:
-        """Called by the pool's workers; the mailbox is larger than the pool can fill."""
-        self.send_nowait(outcome)
+        """Called by the pool's workers; never blocks them."""
+        try:
+            self.send_nowait(outcome)
+        except asyncio.QueueFull:
+            # Only while PostgreSQL has been away for long: the lease expires and the
+            # Rescuer requeues the delivery.
+            log.warning("outcome of delivery %d dropped: result queue full",
+                        outcome.job.delivery_id)
 
     async def handle(self, message: Outcome) -> None:
         batch = [message]
@@ -86,9 +93,10 @@ class ResultWriter(Actor[Outcome]):
                     log.error("dropping %d outcomes after %s: their leases will expire and "
                               "the Rescuer requeues them", len(batch), exc)
                     return
-                log.warning("writing %d outcomes failed (%s); retrying", len(batch), exc)
+                if delay >= 1.0 or delay == 0.05:
+                    log.warning("writing %d outcomes failed (%s); retrying", len(batch), exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, 2.0)
 
     async def _write(self, batch: list[Outcome]) -> None:
         started = time.perf_counter()

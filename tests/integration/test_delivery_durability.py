@@ -18,7 +18,7 @@ from aiohttp import web
 from supervisor.node.tree import Node
 from tests.conftest import Api, free_port
 from tests.integration.test_delivery import delivery_config, endpoint
-from tests.integration.test_durability import _wait_ready
+from tests.integration.test_durability import _wait_ready, own_server  # noqa: F401
 from tests.receiver import receiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,3 +115,34 @@ async def test_two_nodes_share_the_work_without_duplicates(
     finally:
         for node in nodes:
             await node.root.stop(10)
+
+
+@pytest.mark.slow
+async def test_postgres_restart_mid_delivery_loses_nothing(own_server: Any) -> None:
+    async with receiver() as rx, aiohttp.ClientSession() as session:
+        node = Node(delivery_config(own_server.dsn))
+        await node.root.start()
+        try:
+            api = Api(f"http://127.0.0.1:{node.config.port}", session)
+            key = await api.new_org()
+            await endpoint(api, key, rx.url("/hook", _slow_ok))
+            ids = await _post_batches(api, key, 500)
+            await rx.wait_for(lambda: len(rx.at("/hook")) >= 100)
+            await asyncio.to_thread(own_server.kill)
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(own_server.restart_server)
+            await rx.wait_for(lambda: {e for (_, e) in rx.per_event} >= set(ids), timeout=60)
+            conn = await asyncpg.connect(own_server.dsn)
+            try:
+                deadline = asyncio.get_running_loop().time() + 30
+                while await conn.fetchval(
+                        "SELECT count(*) FROM deliveries WHERE status <> 'delivered'"):
+                    assert asyncio.get_running_loop().time() < deadline
+                    await asyncio.sleep(0.1)
+            finally:
+                await conn.close()
+        finally:
+            await node.root.stop(10)
+    duplicates = sum(n - 1 for n in rx.per_event.values())
+    assert duplicates <= node.config.pool_size
+    assert node.root.restarts == 0, "the tree rides out a PostgreSQL restart"
