@@ -72,7 +72,8 @@ class DeliveryPool(Actor[Claimed]):
     def __init__(self, deliverer: Callable[[], Deliverer | None],
                  report: Callable[[Outcome], None], *, size: int = 50,
                  max_per_endpoint: int = 25,
-                 capacity_freed: Callable[[], None] = lambda: None) -> None:
+                 capacity_freed: Callable[[], None] = lambda: None,
+                 unrecorded: Callable[[], int] = lambda: 0) -> None:
         # Room for `size` claims plus one stop marker per worker.
         super().__init__(name="DeliveryPool", mailbox_size=2 * size)
         self.size = size
@@ -81,10 +82,14 @@ class DeliveryPool(Actor[Claimed]):
         self._limits = EndpointLimits(max_per_endpoint)
         self._busy = 0
         self._capacity_freed = capacity_freed
+        self._unrecorded = unrecorded
         self._attempting: dict[int, Job] = {}
 
     def free_slots(self) -> int:
-        return max(0, self.size - self._busy - self.mailbox.qsize())
+        """How many more deliveries this node may lease. An attempt whose outcome is not
+        yet recorded still holds its lease, so it still counts: a node never holds more
+        than `size` leases, which bounds the duplicates a crash can cause."""
+        return max(0, self.size - self._busy - self.mailbox.qsize() - self._unrecorded())
 
     async def run(self) -> None:
         workers = [asyncio.create_task(self._work(), name=f"DeliveryPool.worker{i}")

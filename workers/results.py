@@ -57,6 +57,7 @@ class ResultWriter(Actor[Outcome]):
         self._alert = alert
         self._write_timeout = write_timeout
         self.written = 0
+        self._writing = 0
 
     def report(self, outcome: Outcome) -> None:
         """Called by the pool's workers; never blocks them."""
@@ -68,11 +69,19 @@ class ResultWriter(Actor[Outcome]):
             log.warning("outcome of delivery %d dropped: result queue full",
                         outcome.job.delivery_id)
 
+    def unrecorded(self) -> int:
+        """Outcomes received but not yet committed (their leases are still held)."""
+        return self.mailbox.qsize() + self._writing
+
     async def handle(self, message: Outcome) -> None:
         batch = [message]
         while len(batch) < MAX_BATCH and not self.mailbox.empty():
             batch.append(self.mailbox.get_nowait())
-        await asyncio.shield(self._write_with_retry(batch))
+        self._writing = len(batch)
+        try:
+            await asyncio.shield(self._write_with_retry(batch))
+        finally:
+            self._writing = 0
 
     async def terminate(self, reason: BaseException | None) -> None:
         rest: list[Outcome] = []

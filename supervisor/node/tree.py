@@ -132,7 +132,8 @@ class Node:
                     shutdown=config.request_timeout + 2),
                 ChildSpec("pool", lambda: DeliveryPool(
                     lambda: self.child("processing", "deliverer", Deliverer), self._report,
-                    size=config.pool_size, capacity_freed=self._capacity_freed),
+                    size=config.pool_size, capacity_freed=self._capacity_freed,
+                    unrecorded=self._unrecorded),
                     shutdown=config.request_timeout + 5),
             ]
         specs += [
@@ -151,6 +152,10 @@ class Node:
         if results is not None:
             results.report(outcome)
         # else: the lease expires and the Rescuer requeues the delivery
+
+    def _unrecorded(self) -> int:
+        results = self.child("processing", "results", ResultWriter)
+        return results.unrecorded() if results is not None else 0
 
     def _wake_poller(self) -> None:
         poller = self.child("processing", "poller", Poller)
