@@ -63,13 +63,19 @@ def _current(sup: Callable[[], Supervisor | None], child_id: str, kind: type[P])
 class Node:
     """Builds the tree for a Config; `root` is the supervisor to start."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, serve_http: bool = True) -> None:
         self.config = config
+        self.serve_http = serve_http
         self.name = f"{socket.gethostname()}:{os.getpid()}:{config.port}"
         self.dedup = new_dedup_cache(config.dedup_cache_size, config.dedup_ttl)
         self.keys = KeyStore(self.pool, ttl=config.key_cache_ttl)
         self.limiter = RateLimiter()
         self.subtrees: dict[str, Supervisor] = {}
+        self.ingest = Ingest(pool=self.pool, writer=lambda: self.child("ingest", "writer", EventWriter),
+                             keys=self.keys, dedup=self.dedup, limiter=self.limiter,
+                             admin_token=config.admin_token, commit_timeout=config.commit_timeout,
+                             healthy=self.healthy,
+                             allow_private_targets=config.allow_private_targets)
         children = [ChildSpec("database", lambda: Database(config), shutdown=40.0),
                     ChildSpec("maintenance", self._maintenance_tree, shutdown=15.0)]
         if config.roles & {"process", "deliver"}:
@@ -169,20 +175,12 @@ class Node:
 
     def _ingest_tree(self) -> Supervisor:
         config = self.config
-
-        def writer() -> EventWriter | None:
-            return self.child("ingest", "writer", EventWriter)
-
-        ingest = Ingest(pool=self.pool, writer=writer, keys=self.keys, dedup=self.dedup,
-                        limiter=self.limiter, admin_token=config.admin_token,
-                        commit_timeout=config.commit_timeout, healthy=self.healthy,
-                        allow_private_targets=config.allow_private_targets)
-        return self._subtree("ingest", [
-            ChildSpec("writer", lambda: EventWriter(
-                self.pool, self.dedup, mailbox_size=config.writer_queue,
-                max_batch=config.writer_max_batch, concurrency=config.writer_concurrency),
-                shutdown=config.shutdown_timeout),
-            ChildSpec("http", lambda: HttpAcceptor(
-                create_app(ingest), config.host, config.port, config.shutdown_timeout),
-                shutdown=config.shutdown_timeout + 2),
-        ], intensity=10)
+        specs = [ChildSpec("writer", lambda: EventWriter(
+            self.pool, self.dedup, mailbox_size=config.writer_queue,
+            max_batch=config.writer_max_batch, concurrency=config.writer_concurrency),
+            shutdown=config.shutdown_timeout)]
+        if self.serve_http:
+            specs.append(ChildSpec("http", lambda: HttpAcceptor(
+                create_app(self.ingest), config.host, config.port, config.shutdown_timeout),
+                shutdown=config.shutdown_timeout + 2))
+        return self._subtree("ingest", specs, intensity=10)
