@@ -12,7 +12,8 @@ import logging
 
 from aiohttp import web
 
-from ingestor import routes_events, routes_health, routes_inbox, routes_keys
+from ingestor import (routes_deliveries, routes_endpoints, routes_events, routes_health,
+                      routes_inbox, routes_keys, routes_metrics)
 from ingestor.context import Ingest
 from ingestor.http import errors
 from ingestor.routes_events import INGEST
@@ -26,6 +27,7 @@ def create_app(ingest: Ingest) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=MAX_BATCH_BYTES + 64 * 1024)
     app[INGEST] = ingest
     for table in (routes_events.routes, routes_keys.routes, routes_inbox.routes,
+                  routes_endpoints.routes, routes_deliveries.routes, routes_metrics.routes,
                   routes_health.routes):
         app.router.add_routes(table)
     return app

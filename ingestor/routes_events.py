@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ingestor import queries
+from ingestor import queries, queries_delivery
 from ingestor.context import Ingest
 from ingestor.http import ApiError, json_response, read_json
 from ingestor.ids import parse_uuid
@@ -62,7 +62,13 @@ async def get_event(request: web.Request) -> web.Response:
         raise ApiError(404, "Event not found")
     event = event_json(row)
     event["acknowledged_at"] = row["acknowledged_at"]
-    event["deliveries"] = []
+    deliveries = await ingest.pool().fetch(queries_delivery.EVENT_DELIVERIES, event_id, org.id)
+    event["deliveries"] = [{"endpoint_id": str(d["endpoint_id"]), "url": d["url"],
+                            "status": d["status"], "attempts": d["attempts"],
+                            "response_status": d["response_status"],
+                            "last_error": d["last_error"],
+                            "next_attempt_at": d["next_attempt_at"],
+                            "delivered_at": d["delivered_at"]} for d in deliveries]
     return json_response(event, headers=limit.headers())
 
 

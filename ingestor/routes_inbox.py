@@ -42,6 +42,8 @@ async def inbox(request: web.Request) -> web.Response:
     if status is not None and status not in INBOX_STATUSES:
         raise ApiError(400, f"status must be one of {', '.join(INBOX_STATUSES)}")
     type_ = request.query.get("type") or None
+    if type_ is not None and ("\x00" in type_ or len(type_) > 255):
+        raise ApiError(400, "type must be at most 255 characters, without NUL")
     cursor_raw = request.query.get("cursor")
     cursor = decode_cursor(cursor_raw) if cursor_raw else None
     rows = await ingest.pool().fetch(queries.INBOX, org.id, status, type_, cursor, limit + 1)

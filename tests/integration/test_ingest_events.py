@@ -157,7 +157,8 @@ async def test_inbox_newest_first_with_cursor(api: Api) -> None:
 async def test_inbox_rejects_bad_parameters(api: Api) -> None:
     key = await api.new_org()
     for params in ({"limit": "0"}, {"limit": "1001"}, {"limit": "ten"}, {"cursor": "%%%"},
-                   {"cursor": "abc"}, {"status": "bogus"}):
+                   {"cursor": "abc"}, {"status": "bogus"}, {"type": "a\x00b"},
+                   {"type": "t" * 256}):
         status, body, _ = await api.call("GET", "/api/inbox", key, params=params)
         assert status == 400, (params, body)
     status, _, _ = await api.call("GET", "/api/inbox", key, params={"limit": "1000"})

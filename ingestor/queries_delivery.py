@@ -1,0 +1,153 @@
+"""The SQL behind the delivery, dead-letter and metrics routes, as static constants.
+
+Each query starts with its purpose and what each $n is. Every statement is scoped by
+organization. An attempt counts as a success when the receiver answered 2xx.
+"""
+
+# What the API shows of a delivery; `d` is deliveries and `e` its event.
+DELIVERY_COLUMNS = """
+d.id, d.event_id, d.endpoint_id, e.type AS event_type, d.status, d.attempts,
+d.response_status, d.last_error, d.next_attempt_at, d.delivered_at, d.created_at,
+d.updated_at
+"""
+
+# Deliveries newest first, keyset-paginated on id over deliveries_org.
+# $1 organization id, $2 status or NULL, $3 endpoint id or NULL, $4 event type or NULL,
+# $5 cursor (last id seen) or NULL, $6 page size + 1 (the extra row says whether there
+# is a next page).
+LIST_DELIVERIES = "SELECT " + DELIVERY_COLUMNS + """
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.org_id = $1
+  AND ($2::text IS NULL OR d.status = $2)
+  AND ($3::uuid IS NULL OR d.endpoint_id = $3)
+  AND ($4::text IS NULL OR e.type = $4)
+  AND ($5::bigint IS NULL OR d.id < $5)
+ORDER BY d.id DESC
+LIMIT $6
+"""
+
+# One delivery. $1 delivery id, $2 organization id.
+DELIVERY_BY_ID = "SELECT " + DELIVERY_COLUMNS + """
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.id = $1 AND d.org_id = $2
+"""
+
+# A delivery's attempts in order. $1 delivery id (already checked to be the caller's).
+ATTEMPTS = """
+SELECT attempt, response_status, duration_ms, error, response_body, created_at
+FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt, id
+"""
+
+# Makes a failed or dead delivery due now; a dead one gets a fresh set of attempts.
+# $1 delivery id, $2 organization id. Returns no row for an unknown delivery, else its
+# status before, whether its endpoint is enabled, and whether it was re-queued. The row
+# lock makes the status read and the change one step against the result writer.
+RETRY_DELIVERY = """
+WITH target AS (
+    SELECT d.id, d.status, ep.enabled
+    FROM deliveries d JOIN endpoints ep ON ep.id = d.endpoint_id
+    WHERE d.id = $1 AND d.org_id = $2
+    FOR UPDATE OF d
+), retried AS (
+    UPDATE deliveries d
+    SET status = 'pending', next_attempt_at = now(), updated_at = now(),
+        attempts = CASE WHEN d.status = 'dead_letter' THEN 0 ELSE d.attempts END
+    FROM target
+    WHERE d.id = target.id AND target.enabled AND target.status IN ('failed', 'dead_letter')
+    RETURNING d.id
+)
+SELECT target.status, target.enabled, EXISTS (SELECT 1 FROM retried) AS retried
+FROM target
+"""
+
+# One event's deliveries, one per endpoint. $1 event id, $2 organization id.
+EVENT_DELIVERIES = """
+SELECT d.endpoint_id, ep.url, d.status, d.attempts, d.response_status, d.last_error,
+       d.next_attempt_at, d.delivered_at
+FROM deliveries d JOIN endpoints ep ON ep.id = d.endpoint_id
+WHERE d.event_id = $1 AND d.org_id = $2
+ORDER BY d.id
+"""
+
+# The organization's queue in one pass, plus its attempt outcomes over the last hour.
+# $1 organization id.
+QUEUE_HEALTH = """
+WITH queue AS (
+    SELECT count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now()) AS waiting,
+           count(*) FILTER (WHERE status = 'in_flight') AS active,
+           count(*) FILTER (WHERE status = 'delivered') AS completed,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           count(*) FILTER (WHERE status IN ('pending', 'failed')
+                              AND next_attempt_at > now()) AS delayed,
+           count(*) FILTER (WHERE status = 'dead_letter') AS dead_letter,
+           count(*) FILTER (WHERE status IN ('pending', 'in_flight', 'failed')) AS depth,
+           min(created_at) FILTER (WHERE status IN ('pending', 'failed')) AS oldest
+    FROM deliveries WHERE org_id = $1
+), last_hour AS (
+    SELECT count(*) AS attempts,
+           count(*) FILTER (WHERE a.response_status IS NULL
+                              OR a.response_status NOT BETWEEN 200 AND 299) AS failures
+    FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+    WHERE d.org_id = $1 AND a.created_at > now() - interval '1 hour'
+)
+SELECT queue.*, last_hour.*, now() AS at,
+       coalesce(extract(epoch FROM now() - queue.oldest), 0)::float8 AS oldest_age_s
+FROM queue, last_hour
+"""
+
+# Totals over the deliveries created in the range, with the latency percentiles of
+# their successful attempts. $1 organization id, $2 range (an interval back from now).
+DELIVERY_STATS = """
+WITH scoped AS (
+    SELECT id, status, attempts FROM deliveries
+    WHERE org_id = $1 AND created_at >= now() - $2::interval
+)
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE status = 'delivered') AS delivered,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'dead_letter') AS dead_letter,
+       count(*) FILTER (WHERE status IN ('pending', 'in_flight')) AS pending,
+       coalesce(avg(attempts), 0)::float8 AS avg_attempts,
+       (SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY a.duration_ms)
+        FROM delivery_attempts a JOIN scoped s ON s.id = a.delivery_id
+        WHERE a.response_status BETWEEN 200 AND 299) AS latency
+FROM scoped
+"""
+
+# The same deliveries per event type, largest first.
+# $1 organization id, $2 range (an interval back from now), $3 most types returned.
+DELIVERY_STATS_BY_TYPE = """
+SELECT e.type AS event_type, count(*) AS total,
+       count(*) FILTER (WHERE d.status = 'delivered') AS delivered,
+       count(*) FILTER (WHERE d.status = 'dead_letter') AS dead_letter
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.org_id = $1 AND d.created_at >= now() - $2::interval
+GROUP BY e.type
+ORDER BY total DESC, e.type
+LIMIT $3
+"""
+
+# The latest failed attempts, newest first, walking delivery_attempts_recent.
+# $1 organization id, $2 how many.
+RECENT_FAILURES = """
+SELECT a.delivery_id, d.event_id, e.type AS event_type, d.endpoint_id, ep.url,
+       a.attempt, a.response_status, a.error, a.created_at
+FROM delivery_attempts a
+JOIN deliveries d ON d.id = a.delivery_id
+JOIN events e ON e.id = d.event_id
+JOIN endpoints ep ON ep.id = d.endpoint_id
+WHERE d.org_id = $1
+  AND (a.response_status IS NULL OR a.response_status NOT BETWEEN 200 AND 299)
+ORDER BY a.created_at DESC, a.id DESC
+LIMIT $2
+"""
+
+# Dead letters, most recently dead first, keyset-paginated over deliveries_dead.
+# $1 organization id, $2 cursor's updated_at or NULL, $3 cursor's id, $4 page size + 1.
+DEAD_LETTERS = "SELECT " + DELIVERY_COLUMNS + """
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.org_id = $1 AND d.status = 'dead_letter'
+  AND ($2::timestamptz IS NULL OR (d.updated_at, d.id) < ($2, $3::bigint))
+ORDER BY d.updated_at DESC, d.id DESC
+LIMIT $4
+"""

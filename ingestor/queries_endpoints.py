@@ -1,0 +1,116 @@
+"""The SQL behind the endpoint routes, as static constants.
+
+Each query starts with its purpose and what each $n is. Every statement is scoped by
+organization, so another organization's endpoint is simply not found.
+"""
+
+# What the API shows of an endpoint (never its secrets). `breaker` is computed here so
+# it uses the database clock, the one the deliverer sets breaker_open_until with.
+ENDPOINT_COLUMNS = """
+id, url, event_types, description, rate_limit_per_second, ordered, is_default, enabled,
+disabled_reason, disabled_at, last_success_at, breaker_open_until,
+CASE WHEN breaker_open_until IS NULL THEN 'closed'
+     WHEN breaker_open_until > now() THEN 'open'
+     ELSE 'half_open' END AS breaker,
+created_at, updated_at
+"""
+
+# Creates an endpoint. $1 id, $2 organization id, $3 url, $4 event types (NULL = all),
+# $5 description, $6 rate limit per second or NULL, $7 ordered, $8 signing secret.
+INSERT_ENDPOINT = """
+INSERT INTO endpoints (id, org_id, url, event_types, description, rate_limit_per_second,
+                       ordered, secret)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING secret, """ + ENDPOINT_COLUMNS
+
+# Sets the organization's default endpoint (every event type): creates it, or changes
+# the url of the existing one. $1 id if created, $2 organization id, $3 url, $4 secret
+# if created. `xmax = 0` holds only for a freshly inserted row version, so `created`
+# tells an insert from the ON CONFLICT update.
+UPSERT_DEFAULT_ENDPOINT = """
+INSERT INTO endpoints (id, org_id, url, is_default, secret)
+VALUES ($1, $2, $3, true, $4)
+ON CONFLICT (org_id) WHERE is_default
+DO UPDATE SET url = EXCLUDED.url, updated_at = now()
+RETURNING (xmax = 0) AS created, secret, """ + ENDPOINT_COLUMNS
+
+# An organization's endpoints, oldest first. $1 organization id.
+LIST_ENDPOINTS = "SELECT " + ENDPOINT_COLUMNS + """
+FROM endpoints WHERE org_id = $1 ORDER BY created_at, id
+"""
+
+# One endpoint. $1 endpoint id, $2 organization id.
+ENDPOINT_BY_ID = "SELECT " + ENDPOINT_COLUMNS + """
+FROM endpoints WHERE id = $1 AND org_id = $2
+"""
+
+# Changes the fields named in $3 and leaves the others as they are, so a null given
+# by the client clears a field while an absent one keeps it.
+# $1 endpoint id, $2 organization id, $3 names of the fields given, $4 url,
+# $5 event types, $6 description, $7 rate limit per second, $8 ordered.
+UPDATE_ENDPOINT = """
+UPDATE endpoints SET
+    url = CASE WHEN 'url' = ANY($3::text[]) THEN $4::text ELSE url END,
+    event_types = CASE WHEN 'event_types' = ANY($3::text[]) THEN $5::text[]
+                       ELSE event_types END,
+    description = CASE WHEN 'description' = ANY($3::text[]) THEN $6::text
+                       ELSE description END,
+    rate_limit_per_second = CASE WHEN 'rate_limit_per_second' = ANY($3::text[])
+                                 THEN $7::integer ELSE rate_limit_per_second END,
+    ordered = CASE WHEN 'ordered' = ANY($3::text[]) THEN $8::boolean ELSE ordered END,
+    updated_at = now()
+WHERE id = $1 AND org_id = $2
+RETURNING """ + ENDPOINT_COLUMNS
+
+# Deletes an endpoint; its deliveries and their attempts go with it (ON DELETE CASCADE).
+# $1 endpoint id, $2 organization id.
+DELETE_ENDPOINT = "DELETE FROM endpoints WHERE id = $1 AND org_id = $2 RETURNING id"
+
+# Rotates the signing secret: the old one keeps signing beside the new one for 24 h.
+# $1 endpoint id, $2 organization id, $3 new secret. On the right of SET, `secret` is
+# still the old value.
+ROTATE_SECRET = """
+UPDATE endpoints
+SET previous_secret = secret, previous_secret_until = now() + interval '24 hours',
+    secret = $3, updated_at = now()
+WHERE id = $1 AND org_id = $2
+RETURNING secret, previous_secret_until, """ + ENDPOINT_COLUMNS
+
+# Enables an endpoint, closes its breaker and restarts its auto-disable clock.
+# $1 endpoint id, $2 organization id.
+ENABLE_ENDPOINT = """
+UPDATE endpoints
+SET enabled = true, disabled_reason = NULL, disabled_at = NULL, consecutive_failures = 0,
+    breaker_open_until = NULL, breaker_cooldown_s = NULL, last_success_at = now(),
+    updated_at = now()
+WHERE id = $1 AND org_id = $2
+RETURNING """ + ENDPOINT_COLUMNS
+
+# Re-queues one batch of an enabled endpoint's failed and dead deliveries created in
+# [$3, $4). $1 endpoint id, $2 organization id, $3 since, $4 until (NULL = now),
+# $5 batch size, $6 only rows last updated before this time (NULL on the first batch:
+# later batches skip rows this recover already re-queued and that failed again since).
+# Returns no row for an unknown endpoint; `enabled` false means nothing was touched.
+RECOVER_BATCH = """
+WITH target AS (
+    SELECT id, enabled FROM endpoints WHERE id = $1 AND org_id = $2
+), batch AS (
+    SELECT d.id
+    FROM deliveries d JOIN target ON d.endpoint_id = target.id AND target.enabled
+    WHERE d.status IN ('failed', 'dead_letter')
+      AND d.created_at >= $3 AND d.created_at < coalesce($4::timestamptz, now())
+      AND ($6::timestamptz IS NULL OR d.updated_at < $6)
+    LIMIT $5
+), requeued AS (
+    -- The status test is repeated here: it is re-checked on a row that changed
+    -- (e.g. was claimed) between the batch's snapshot and this update.
+    UPDATE deliveries d
+    SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL,
+        updated_at = now()
+    FROM batch
+    WHERE d.id = batch.id AND d.status IN ('failed', 'dead_letter')
+    RETURNING d.id
+)
+SELECT target.enabled, (SELECT count(*) FROM requeued) AS requeued, now() AS started
+FROM target
+"""

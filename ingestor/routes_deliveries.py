@@ -1,0 +1,129 @@
+"""GET /api/deliveries, GET /api/deliveries/{id} (with its attempts) and
+POST /api/deliveries/{id}/retry; the delivery JSON, retry and cursors the metrics
+routes share."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from aiohttp import web
+
+from ingestor import queries_delivery as q
+from ingestor.auth import Org
+from ingestor.context import Ingest
+from ingestor.http import ApiError, json_response, query_int
+from ingestor.ids import parse_uuid
+from ingestor.routes_events import INGEST
+
+routes = web.RouteTableDef()
+
+STATUSES = ("pending", "in_flight", "failed", "delivered", "dead_letter")
+_MAX_ID = 2**63 - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_BAD_CURSOR = "cursor is not valid: pass back a next_cursor from a previous page"
+
+
+def delivery_json(row: Any) -> dict[str, Any]:
+    return {"id": row["id"], "event_id": str(row["event_id"]),
+            "endpoint_id": str(row["endpoint_id"]), "event_type": row["event_type"],
+            "status": row["status"], "attempts": row["attempts"],
+            "response_status": row["response_status"], "last_error": row["last_error"],
+            "next_attempt_at": row["next_attempt_at"], "delivered_at": row["delivered_at"],
+            "created_at": row["created_at"], "updated_at": row["updated_at"]}
+
+
+def encode_cursor(*values: int) -> str:
+    return base64.urlsafe_b64encode(struct.pack(f">{len(values)}q", *values)).rstrip(b"=").decode()
+
+
+def decode_cursor(raw: str, count: int) -> tuple[int, ...]:
+    try:
+        data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        if len(data) == 8 * count:
+            return struct.unpack(f">{count}q", data)
+    except (binascii.Error, ValueError):
+        pass
+    raise ApiError(400, _BAD_CURSOR)
+
+
+def micros(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(value: int) -> datetime:
+    try:
+        return _EPOCH + timedelta(microseconds=value)
+    except OverflowError:
+        raise ApiError(400, _BAD_CURSOR) from None
+
+
+def delivery_id(request: web.Request) -> int:
+    raw = request.match_info["delivery_id"]
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= _MAX_ID:
+        raise ApiError(400, "delivery id must be a positive integer")
+    return int(raw)
+
+
+async def retry(ingest: Ingest, org: Org, target: int) -> dict[str, Any]:
+    """Re-queues a failed or dead delivery, or refuses with 404 or 409."""
+    row = await ingest.pool().fetchrow(q.RETRY_DELIVERY, target, org.id)
+    if row is None:
+        raise ApiError(404, "Delivery not found")
+    if row["status"] not in ("failed", "dead_letter"):
+        raise ApiError(409, f"Delivery is {row['status']}: only failed or dead_letter "
+                            "deliveries can be retried", delivery_status=row["status"])
+    if not row["retried"]:
+        raise ApiError(409, "The delivery's endpoint is disabled: enable it first")
+    return {"id": target, "status": "pending"}
+
+
+@routes.get("/api/deliveries")
+async def list_deliveries(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    org, limit_headers = await ingest.admit(request)
+    limit = query_int(request, "limit", 50, 1, 1000)
+    status = request.query.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise ApiError(400, f"status must be one of {', '.join(STATUSES)}")
+    endpoint = None
+    if request.query.get("endpoint_id"):
+        endpoint = parse_uuid(request.query["endpoint_id"])
+        if endpoint is None:
+            raise ApiError(400, "endpoint_id must be a UUID")
+    event_type = request.query.get("event_type") or None
+    if event_type is not None and (len(event_type) > 255 or "\x00" in event_type):
+        raise ApiError(400, "event_type must be at most 255 characters, without NUL")
+    cursor_raw = request.query.get("cursor")
+    cursor = decode_cursor(cursor_raw, 1)[0] if cursor_raw else None
+    rows = await ingest.pool().fetch(q.LIST_DELIVERIES, org.id, status, endpoint, event_type,
+                                     cursor, limit + 1)
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1]["id"]) if len(rows) > limit else None
+    return json_response({"deliveries": [delivery_json(r) for r in page],
+                          "next_cursor": next_cursor}, headers=limit_headers.headers())
+
+
+@routes.get("/api/deliveries/{delivery_id}")
+async def get_delivery(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    org, limit = await ingest.admit(request)
+    target = delivery_id(request)
+    row = await ingest.pool().fetchrow(q.DELIVERY_BY_ID, target, org.id)
+    if row is None:
+        raise ApiError(404, "Delivery not found")
+    attempts = await ingest.pool().fetch(q.ATTEMPTS, target)
+    body = delivery_json(row)
+    body["attempts"] = [dict(a) for a in attempts]
+    return json_response(body, headers=limit.headers())
+
+
+@routes.post("/api/deliveries/{delivery_id}/retry")
+async def retry_delivery(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    org, limit = await ingest.admit(request)
+    body = await retry(ingest, org, delivery_id(request))
+    return json_response(body, 202, limit.headers())
