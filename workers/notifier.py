@@ -38,8 +38,7 @@ class Notifier(Process):
             lost = asyncio.get_running_loop().create_future()
             try:
                 self._conn = await asyncpg.connect(self._dsn(), timeout=5)
-                self._conn.add_termination_listener(
-                    lambda _conn: lost.done() or lost.set_result(None))
+                self._conn.add_termination_listener(lambda _conn: _settle(lost))
                 await self._conn.add_listener(CHANNEL, self._notified)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("LISTEN connection failed (%s); retrying in %.1fs", exc, delay)
@@ -65,3 +64,8 @@ class Notifier(Process):
 
     async def terminate(self, reason: BaseException | None) -> None:
         await self._close()
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

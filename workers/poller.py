@@ -66,7 +66,7 @@ class Poller(PeriodicActor):
     def next_delay(self) -> float:
         # While the database is away: back off up to 5 s instead of spinning.
         if self._failures:
-            return min(5.0, self.interval * 2 ** min(self._failures, 10))
+            return min(5.0, self.interval * 2.0 ** min(self._failures, 10))
         return super().next_delay()
 
     async def _route_events(self) -> bool:

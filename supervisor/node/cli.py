@@ -86,7 +86,7 @@ async def serve(config: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     exited = loop.create_future()
-    node.root.add_exit_callback(lambda _: exited.done() or exited.set_result(None))
+    node.root.add_exit_callback(lambda _: None if exited.done() else exited.set_result(None))
     await node.root.start()
     # Start-up objects live as long as the node: keep them out of every collection, and
     # collect the young generation less often (request handling allocates in bursts).
