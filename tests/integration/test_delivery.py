@@ -292,3 +292,55 @@ async def test_disabled_delivery_routes_but_sends_nothing(
         async with running(database_url) as _:
             await wait_statuses(db, {"delivered"}, 1)
             assert len(rx.at("/later")) == 1
+
+
+async def test_endpoint_failing_too_long_is_disabled_then_recovered(
+        database_url: str, db: asyncpg.Connection) -> None:
+    healthy = asyncio.Event()
+
+    async def down_until_fixed(_: Any, __: int) -> Any:
+        from aiohttp import web
+
+        return web.Response(status=200 if healthy.is_set() else 500)
+
+    settings = dict(disable_after=1.0, retry_schedule="300ms," * 30 + "300ms")
+    async with receiver() as rx:
+        alerts = rx.url("/alerts")
+        async with running(database_url, alert_webhook_url=alerts, **settings) as (_, api):
+            key = await api.new_org()
+            ep = await endpoint(api, key, rx.url("/fixme", down_until_fixed))
+            event_id = await post(api, key)
+            await wait_statuses(db, {"dead_letter"}, 1, timeout=15)
+            _, body, _ = await api.call("GET", f"/api/endpoints/{ep['id']}", key)
+            assert body["enabled"] is False and "no successful delivery" in body["disabled_reason"]
+            _, delivery, _ = await api.call("GET", "/api/deliveries", key)
+            assert "endpoint disabled" in delivery["deliveries"][0]["last_error"]
+            await rx.wait_for(lambda: any("disabled" in json.loads(r.body)["text"]
+                                          for r in rx.at("/alerts")))
+            healthy.set()
+            status_, _, _ = await api.call("POST", f"/api/endpoints/{ep['id']}/recover", key,
+                                           json={"since": "2000-01-01T00:00:00Z"})
+            assert status_ == 409  # enable it first
+            assert (await api.call("POST", f"/api/endpoints/{ep['id']}/enable", key))[0] == 200
+            status_, body, _ = await api.call("POST", f"/api/endpoints/{ep['id']}/recover", key,
+                                              json={"since": "2000-01-01T00:00:00Z"})
+            assert status_ == 202 and body["requeued"] == 1
+            await wait_statuses(db, {"delivered"}, 1)
+            _, event, _ = await api.call("GET", f"/api/events/{event_id}", key)
+            assert event["status"] == "delivered"
+
+
+async def test_dead_letter_alerts_are_coalesced_per_endpoint(
+        database_url: str, db: asyncpg.Connection) -> None:
+    async with receiver() as rx:
+        alerts = rx.url("/alerts")
+        async with running(database_url, alert_webhook_url=alerts,
+                           retry_schedule="50ms") as (_, api):
+            key = await api.new_org()
+            await endpoint(api, key, rx.url("/down", status(500)))
+            for i in range(5):
+                await post(api, key, i=i)
+            await wait_statuses(db, {"dead_letter"}, 5)
+            await asyncio.sleep(0.5)
+            texts = [json.loads(r.body)["text"] for r in rx.at("/alerts")]
+            assert len(texts) == 1, texts  # the other four wait for the minute to pass
