@@ -17,7 +17,17 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+def _sql_dir() -> Path:
+    """sql/ of a source checkout, else the copy installed with the distribution."""
+    checkout = Path(__file__).resolve().parents[2] / "sql"
+    if checkout.is_dir():
+        return checkout
+    import triggerd_sql  # type: ignore[import-not-found]
+
+    return Path(next(iter(triggerd_sql.__path__)))
+
+
+SQL_DIR = _sql_dir()
 _NAME = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
 
 # Arbitrary constant shared by every node: the advisory lock that serializes migrations.
