@@ -48,7 +48,8 @@ class Decision:
 class ResultWriter(Actor[Outcome]):
     def __init__(self, pool: Callable[[], asyncpg.Pool], node_name: str,
                  schedule: RetrySchedule, breaker: Breaker,
-                 alert: Callable[[Alert], None], *, write_timeout: float = 300.0) -> None:
+                 alert: Callable[[Alert], None], *, write_timeout: float = 300.0,
+                 recorded: Callable[[], None] = lambda: None) -> None:
         super().__init__(name="ResultWriter", mailbox_size=10_000)
         self._pool = pool
         self._node = node_name
@@ -58,6 +59,7 @@ class ResultWriter(Actor[Outcome]):
         self._write_timeout = write_timeout
         self.written = 0
         self._writing = 0
+        self._recorded = recorded
 
     def report(self, outcome: Outcome) -> None:
         """Called by the pool's workers; never blocks them."""
@@ -82,6 +84,7 @@ class ResultWriter(Actor[Outcome]):
             await asyncio.shield(self._write_with_retry(batch))
         finally:
             self._writing = 0
+        self._recorded()  # their leases are settled: the pool has room again
 
     async def terminate(self, reason: BaseException | None) -> None:
         rest: list[Outcome] = []

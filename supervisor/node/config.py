@@ -32,6 +32,7 @@ class Config:
     migrate: bool = True
     admin_token: str | None = None
     pool_size: int = 50
+    endpoint_concurrency: int = 50
     disable_webhook_delivery: bool = False
     db_pool_size: int = 10
     writer_queue: int = 20_000
@@ -61,7 +62,8 @@ class Config:
         if not self.roles or not self.roles <= ROLES:
             raise ConfigError(f"TRIGGERD_ROLES must be a subset of {sorted(ROLES)}")
         for name in ("pool_size", "db_pool_size", "writer_queue", "writer_max_batch",
-                     "writer_concurrency", "dedup_cache_size", "route_batch"):
+                     "writer_concurrency", "dedup_cache_size", "route_batch",
+                     "endpoint_concurrency"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_env_name(name)} must be at least 1")
         if self.breaker_threshold < 0:

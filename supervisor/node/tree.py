@@ -131,15 +131,16 @@ class Node:
             breaker = Breaker(config.breaker_threshold, config.breaker_cooldown)
             specs += [
                 ChildSpec("results", lambda: ResultWriter(
-                    self.pool, self.name, schedule, breaker, self.alert), shutdown=20.0),
+                    self.pool, self.name, schedule, breaker, self.alert,
+                    recorded=self._capacity_freed), shutdown=20.0),
                 ChildSpec("deliverer", lambda: Deliverer(
                     timeout=config.request_timeout,
                     allow_private=config.allow_private_targets),
                     shutdown=config.request_timeout + 2),
                 ChildSpec("pool", lambda: DeliveryPool(
                     lambda: self.child("processing", "deliverer", Deliverer), self._report,
-                    size=config.pool_size, capacity_freed=self._capacity_freed,
-                    unrecorded=self._unrecorded),
+                    size=config.pool_size, max_per_endpoint=config.endpoint_concurrency,
+                    capacity_freed=self._capacity_freed, unrecorded=self._unrecorded),
                     shutdown=config.request_timeout + 5),
             ]
         specs += [
