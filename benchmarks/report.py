@@ -1,0 +1,274 @@
+"""results.json (nested objects: `ingest.c128.triggerd_rps` is
+results["ingest"]["c128"]["triggerd_rps"]) and RESULTS.md rendered from it, with the goals
+of the performance issue and the reference documents' figures beside each measure.
+
+A measure that failed keeps its keys with null values and says why in its "error".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from benchmarks.profiles import Profile
+
+HERE = Path(__file__).resolve().parent
+_INGEST_ROW = ("connections", "triggerd_rps", "bare_rps", "naive_rps", "p50_ms", "p99_ms",
+               "triggerd_p50_ms", "triggerd_p99_ms", "bare_p50_ms", "bare_p99_ms",
+               "naive_p50_ms", "naive_p99_ms", "triggerd_non_2xx", "bare_non_2xx",
+               "naive_non_2xx", "vs_bare", "vs_naive")
+_SECTIONS: dict[str, tuple[str, ...]] = {
+    "sequential": ("requests", "failed", "min_ms", "avg_ms", "p50_ms", "p95_ms", "p99_ms",
+                   "max_ms", "throughput_rps"),
+    "batch": ("events_per_s", "requests_per_s", "batch_size", "p50_ms", "p99_ms", "non_2xx"),
+    "routing": ("events", "events_per_s", "seconds"),
+    "delivery": ("deliveries", "deliveries_per_s", "seconds", "pool_size"),
+    "e2e": ("rate_per_s", "sent", "received", "p50_ms", "p99_ms", "max_ms"),
+    "memory": ("rss_mb_load", "rss_mb_db_down", "rss_mb_start", "rss_growth_mb",
+               "db_down_statuses", "recovered_after_s"),
+}
+
+# (dotted key, comparison, bound): the goals of the performance issue (item 4).
+GOALS: tuple[tuple[str, str, float], ...] = (
+    ("ingest.c128.vs_bare", ">=", 0.75), ("ingest.c128.vs_naive", ">=", 3.0),
+    ("ingest.c128.p99_ms", "<=", 20.0),
+    ("sequential.avg_ms", "<=", 1.5), ("sequential.p95_ms", "<=", 2.5),
+    ("sequential.p99_ms", "<=", 3.0),
+    ("batch.events_per_s", ">=", 50_000), ("routing.events_per_s", ">=", 20_000),
+    ("delivery.deliveries_per_s", ">=", 3_000),
+    ("delivery.four_endpoints.deliveries_per_s", ">=", 3_000),
+    ("e2e.p50_ms", "<=", 20.0), ("e2e.p99_ms", "<=", 100.0),
+    ("memory.rss_mb_load", "<=", 200.0), ("memory.rss_mb_db_down", "<=", 200.0),
+    ("memory.rss_growth_mb", "<=", 20.0),  # "flat": the last third within 20 MB of the first
+)
+
+
+def skeleton(profile: Profile, command: str) -> dict[str, Any]:
+    """Every key the results promise, null until measured."""
+    results: dict[str, Any] = {"schema": 1, "date": None, "mode": profile.name,
+                               "command": command, "duration_s": None, "machine": {},
+                               "load_generator": None,
+                               "ingest": {"node_roles": None, "error": None}}
+    for connections in profile.connections:
+        row = dict.fromkeys(_INGEST_ROW)
+        row["connections"] = connections
+        results["ingest"][f"c{connections}"] = row
+    for name, keys in _SECTIONS.items():
+        results[name] = {**dict.fromkeys(keys), "error": None}
+    results["delivery"]["four_endpoints"] = {"deliveries_per_s": None, "error": None}
+    return results
+
+
+def lookup(results: dict[str, Any], dotted: str) -> Any:
+    value: Any = results
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def goals_met(results: dict[str, Any]) -> dict[str, bool | None]:
+    met: dict[str, bool | None] = {}
+    for key, op, bound in GOALS:
+        value = lookup(results, key)
+        met[key] = None if value is None else (value >= bound if op == ">=" else value <= bound)
+    return met
+
+
+def _run(*args: str) -> str:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=10,
+                              cwd=HERE.parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine(postgres_version: str | None) -> dict[str, Any]:
+    cpu, mem_kb = platform.processor(), 0
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+        mem_kb = next(int(line.split()[1]) for line in open("/proc/meminfo")
+                      if line.startswith("MemTotal"))
+    except (OSError, StopIteration):
+        pass
+    versions: dict[str, str | None] = {}
+    for package in ("aiohttp", "asyncpg", "uvloop", "orjson"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"cpu_model": cpu, "cores": os.cpu_count(),
+            "cores_usable": len(os.sched_getaffinity(0)), "memory_mb": mem_kb // 1024,
+            "kernel": platform.release(), "os": platform.platform(),
+            "python": platform.python_version(), "postgres": postgres_version,
+            "packages": versions, "commit": _run("git", "describe", "--always", "--dirty"),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def write(results: dict[str, Any], out: Path) -> Path:
+    """results.json at `out` and RESULTS.md beside it; returns the markdown's path."""
+    results["goals_met"] = goals_met(results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    markdown = out.with_name("RESULTS.md")
+    markdown.write_text(render(results))
+    return markdown
+
+
+def _n(value: Any, digits: int = 0, unit: str = "") -> str:
+    if value is None:
+        return "null"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def _met(results: dict[str, Any], *keys: str) -> str:
+    met = goals_met(results)
+    marks = {True: "yes", False: "**no**", None: "n/a"}
+    return " / ".join(marks[met[key]] for key in keys)
+
+
+Row = tuple[str, str, str, str, str, str]
+
+
+def _ingest_rows(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for key in sorted((k for k in r["ingest"] if k.startswith("c") and k[1:].isdigit()),
+                      key=lambda k: -int(k[1:])):
+        row = r["ingest"][key]
+        ratio_bare = None if row["vs_bare"] is None else row["vs_bare"] * 100
+        ours = (f"{_n(row['triggerd_rps'])} req/s, p50 {_n(row['p50_ms'], 2)} ms, "
+                f"p99 {_n(row['p99_ms'], 2)} ms")
+        base = (f"bare {_n(row['bare_rps'])} req/s (p99 {_n(row['bare_p99_ms'], 2)} ms): "
+                f"{_n(ratio_bare)} %; naive {_n(row['naive_rps'])} req/s (p99 "
+                f"{_n(row['naive_p99_ms'], 2)} ms): {_n(row['vs_naive'], 1)}x")
+        if key == "c128":
+            rows.append(("Ingest, 128 connections", ours, base,
+                         ">= 75 % of bare, >= 3x naive, p99 <= 20 ms",
+                         _met(r, "ingest.c128.vs_bare", "ingest.c128.vs_naive",
+                              "ingest.c128.p99_ms"), '"1000+ req/s" burst'))
+        else:
+            rows.append((f"Ingest, {row['connections']} connections", ours, base,
+                         "(the goal is set at 128)", "", '"1000+ req/s" burst'))
+    return rows
+
+
+def _rows(r: dict[str, Any]) -> list[Row]:
+    s, b, ro, d, e, m = (r[k] for k in ("sequential", "batch", "routing", "delivery", "e2e",
+                                         "memory"))
+    return _ingest_rows(r) + [
+        (f"Sequential latency ({_n(s['requests'])} requests)",
+         f"avg {_n(s['avg_ms'], 2)}, P95 {_n(s['p95_ms'], 2)}, P99 {_n(s['p99_ms'], 2)} ms; "
+         f"{_n(s['throughput_rps'])} req/s",
+         "FastAPI + Redis Streams, not durable (not run here): 2.2 / 2.8 / 3.4 ms",
+         "avg <= 1.5, P95 <= 2.5, P99 <= 3 ms",
+         _met(r, "sequential.avg_ms", "sequential.p95_ms", "sequential.p99_ms"),
+         "seed design: avg 6.8, P95 9.2, P99 11.5 ms; 147 req/s"),
+        (f"Batch ingest ({_n(b['batch_size'])} events per request)",
+         f"{_n(b['events_per_s'])} events/s (p99 {_n(b['p99_ms'], 1)} ms per request)", "",
+         ">= 50,000 events/s", _met(r, "batch.events_per_s"), ""),
+        (f"Routing ({_n(ro['events'])} queued events, 1 endpoint)",
+         f"{_n(ro['events_per_s'])} events/s", "", ">= 20,000 events/s",
+         _met(r, "routing.events_per_s"), "background processing 500-1,000 events/s"),
+        (f"Delivery (POOL_SIZE={_n(d['pool_size'])}, local receiver)",
+         f"{_n(d['deliveries_per_s'])} deliveries/s to 1 endpoint; "
+         f"{_n((d.get('four_endpoints') or {}).get('deliveries_per_s'))}/s over 4 endpoints",
+         "", ">= 3,000/s",
+         _met(r, "delivery.deliveries_per_s", "delivery.four_endpoints.deliveries_per_s"),
+         "background processing 500-1,000 events/s"),
+        (f"End to end, ingest -> receiver at {_n(e['rate_per_s'])} events/s",
+         f"p50 {_n(e['p50_ms'], 1)} ms, p99 {_n(e['p99_ms'], 1)} ms", "",
+         "p50 <= 20 ms, p99 <= 100 ms", _met(r, "e2e.p50_ms", "e2e.p99_ms"), ""),
+        ("Resident memory of the node",
+         f"{_n(m['rss_mb_load'])} MB under load (last third {_n(m['rss_growth_mb'], 1)} MB "
+         f"above the first); {_n(m['rss_mb_db_down'])} MB with PostgreSQL down", "",
+         "<= 200 MB and flat (growth <= 20 MB)",
+         _met(r, "memory.rss_mb_load", "memory.rss_mb_db_down", "memory.rss_growth_mb"), ""),
+    ]
+
+
+def _describe_machine(r: dict[str, Any]) -> str:
+    mc = r.get("machine") or {}
+    return (f"{mc.get('cpu_model')}, {mc.get('cores')} cores ({mc.get('cores_usable')} "
+            f"usable), {_n(mc.get('memory_mb'))} MB; Linux {mc.get('kernel')}; Python "
+            f"{mc.get('python')}; PostgreSQL {mc.get('postgres')} (embedded, fsync on, "
+            f"same machine); commit {mc.get('commit')}; load average at start "
+            f"{mc.get('loadavg_at_start')}")
+
+
+def _remarks(r: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every "error" and "note" in the sections and their nested objects."""
+    found = []
+    for name, section in r.items():
+        if not isinstance(section, dict):
+            continue
+        for where, part in [(name, section)] + [(f"{name}.{k}", v) for k, v in section.items()
+                                                if isinstance(v, dict)]:
+            for kind in ("error", "note"):
+                if part.get(kind):
+                    found.append((f"{where} ({kind})", str(part[kind])))
+    return found
+
+
+def render(r: dict[str, Any]) -> str:
+    """RESULTS.md from a results dict (as loaded from results.json)."""
+    lines = ["# Benchmark results", "",
+             f"Generated by `{r.get('command')}` on {r.get('date')} ({r.get('mode')} run, "
+             f"{_n(r.get('duration_s'))} s); rerun the suite rather than editing this file. "
+             "Every figure beside triggerd's was measured in the same run on the same machine.",
+             "", f"- Machine: {_describe_machine(r)}",
+             f"- Load generator: {r.get('load_generator')}; ingest node roles: "
+             f"{r['ingest'].get('node_roles')}", "",
+             "| Measure | triggerd | Baselines (same run) | Goal | Met | Reference documents |",
+             "|---|---|---|---|---|---|"]
+    for row in _rows(r):
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |")
+    lines += ["", "Answers other than 2xx during the load runs (none are expected; a 429 "
+              "would mean a rate limit distorted the run):", ""]
+    for key, row in sorted(r["ingest"].items()):
+        if isinstance(row, dict):
+            lines.append(f"- ingest {key}: triggerd {row['triggerd_non_2xx']}, bare "
+                         f"{row['bare_non_2xx']}, naive {row['naive_non_2xx']}")
+    lines.append(f"- batch: {r['batch'].get('non_2xx')}; with PostgreSQL stopped (503 "
+                 f"expected): {r['memory'].get('db_down_statuses')}")
+    remarks = _remarks(r)
+    if remarks:
+        lines += ["", "Measures that did not complete or that need a remark:", ""]
+        lines += [f"- {where}: {text.splitlines()[0]}" for where, text in remarks]
+    lines += ["", METHOD]
+    return "\n".join(lines) + "\n"
+
+
+METHOD = """How each figure is measured (benchmarks/, `python -m benchmarks`):
+
+- Ingest: closed loop at 64 and 128 connections against the node (`POST /api/events`, a
+  unique dedup_id per request, keys spread over several enterprise organizations), a bare
+  aiohttp + uvloop handler that parses the same body and answers 202 (the ceiling), and a
+  naive aiohttp + uvloop server doing one INSERT per request through an asyncpg pool (the
+  "before"); each after a warm-up, one after the other on the same PostgreSQL.
+- Sequential: `benchmark_async.py`'s method: 5 warm-ups, then one request at a time.
+- Routing: events inserted straight into `events` (unrouted), one endpoint; a
+  `TRIGGERD_ROLES=process`, `DISABLE_WEBHOOK_DELIVERY=true` node is started and
+  `deliveries` is polled every 100 ms; the rate runs from the first poll that saw
+  progress to the last change (so neither the node's start nor the polling counts).
+- Delivery: pending deliveries inserted straight into `deliveries`, to one endpoint of the
+  receiver, then spread over four; a `process,deliver` node with `POOL_SIZE=50`; timed
+  the same way until none is left pending, failed or in flight.
+- End to end: a node with every role; POSTs on an open-loop schedule; the receiver's
+  arrival time of each webhook minus the time its POST was sent (same clock).
+- Memory: VmRSS of the ingest node sampled through a sustained closed-loop run, then
+  while the benchmark's PostgreSQL is killed and clients keep posting, then after restart.
+"""
+
+
+def rerender(out: Path) -> Path:
+    """RESULTS.md again from an existing results.json."""
+    results = json.loads(out.read_text())
+    markdown = out.with_name("RESULTS.md")
+    markdown.write_text(render(results))
+    return markdown
+
