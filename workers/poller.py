@@ -101,7 +101,11 @@ class Poller(PeriodicActor):
         free = pool.free_slots()
         if free == 0:
             return False
-        rows = await self._pool().fetch(queries.CLAIM_DELIVERIES, free, self._lease, self._node)
+        async with self._pool().acquire() as conn:
+            held = await conn.fetch(queries.HELD_ENDPOINTS)
+            rows = await conn.fetch(queries.CLAIM_DELIVERIES, free, self._lease, self._node,
+                                    [r["id"] for r in held],
+                                    [r["id"] for r in held if r["open_for_one"]])
         for row in rows:
             pool.send_nowait(Claimed(_job(row), row["rate_limit_per_second"]))
         self.claimed += len(rows)

@@ -19,9 +19,9 @@ WITH claimed AS (
     FOR UPDATE SKIP LOCKED
 ),
 routed AS (
+    -- = ANY(ARRAY(...)): primary-key look-ups, never a join against the whole table
     UPDATE events SET routed_at = now()
-    FROM claimed
-    WHERE events.id = claimed.id
+    WHERE events.id = ANY (ARRAY(SELECT id FROM claimed))
     RETURNING events.id
 ),
 fanout AS (
@@ -41,31 +41,51 @@ fanout AS (
 SELECT (SELECT count(*) FROM routed) AS events, (SELECT count(*) FROM fanout) AS deliveries
 """
 
+# The endpoints a claim treats apart: disabled or breaker open (nothing goes), ordered
+# or breaker half-open (only the head goes: `open_for_one`). Usually none or a few;
+# endpoints_held indexes them. No parameters.
+HELD_ENDPOINTS = """
+SELECT id, enabled AND coalesce(breaker_open_until <= now(), true) AS open_for_one
+FROM endpoints
+WHERE NOT enabled OR ordered OR breaker_cooldown_s IS NOT NULL
+"""
+
 # Claims due deliveries for this node's free workers and leases them (locked_until), so
 # no other node takes them until the lease ends. The attempt is counted here.
-# Held back: disabled endpoints, open breakers; an ordered endpoint, or one whose breaker
-# is half-open (cooldown set, open period over: one probe), gives only its head, the
-# oldest undelivered event, and nothing while that head is in flight.
-# $1 how many (free workers), $2 lease in seconds, $3 this node's name.
+# `regular` is an ordered walk of the deliveries_due index that stops after $1 rows; the
+# held endpoints are excluded by a parameter array, which the planner estimates well
+# (computing them in the same statement makes it sort the whole queue instead).
+# `heads` takes, for each endpoint open for one attempt, its oldest undelivered
+# delivery, if it is due and not already in flight.
+# $1 how many (free workers), $2 lease in seconds, $3 this node's name,
+# $4 held endpoint ids, $5 those of them open for one attempt.
 CLAIM_DELIVERIES = """
-WITH due AS (
-    SELECT delivery.id
+WITH regular AS (
+    SELECT delivery.id, delivery.next_attempt_at, delivery.event_id
     FROM deliveries AS delivery
-    JOIN endpoints AS endpoint ON endpoint.id = delivery.endpoint_id
-    WHERE delivery.status IN ('pending', 'failed')
-      AND delivery.next_attempt_at <= now()
-      AND endpoint.enabled
-      AND (endpoint.breaker_open_until IS NULL OR endpoint.breaker_open_until <= now())
-      AND (NOT (endpoint.ordered OR endpoint.breaker_cooldown_s IS NOT NULL)
-           OR delivery.event_id = (
-               SELECT head.event_id FROM deliveries AS head
-               WHERE head.endpoint_id = delivery.endpoint_id
-                 AND head.status IN ('pending', 'in_flight', 'failed')
-               ORDER BY head.event_id
-               LIMIT 1))
+    WHERE delivery.status IN ('pending', 'failed') AND delivery.next_attempt_at <= now()
+      AND delivery.endpoint_id <> ALL ($4::uuid[])
     ORDER BY delivery.next_attempt_at, delivery.event_id
     LIMIT $1
     FOR UPDATE OF delivery SKIP LOCKED
+),
+heads AS (
+    SELECT delivery.id, delivery.next_attempt_at, delivery.event_id
+    FROM unnest($5::uuid[]) AS held (id)
+    CROSS JOIN LATERAL (
+        SELECT id, status, next_attempt_at FROM deliveries
+        WHERE endpoint_id = held.id AND status IN ('pending', 'in_flight', 'failed')
+        ORDER BY event_id
+        LIMIT 1
+    ) AS head
+    JOIN deliveries AS delivery ON delivery.id = head.id
+    WHERE head.status <> 'in_flight' AND head.next_attempt_at <= now()
+    FOR UPDATE OF delivery SKIP LOCKED
+),
+due AS (
+    SELECT id FROM (SELECT * FROM regular UNION ALL SELECT * FROM heads) AS candidate
+    ORDER BY next_attempt_at, event_id
+    LIMIT $1
 )
 UPDATE deliveries AS delivery
 SET status = 'in_flight', attempts = delivery.attempts + 1,
