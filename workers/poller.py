@@ -89,8 +89,10 @@ class Poller(PeriodicActor):
         return events >= self._route_batch * MAX_ROUTE_BATCHES
 
     def capacity_freed(self) -> None:
-        """Called by the DeliveryPool as workers finish: claim again if work is waiting."""
-        if self._backlog:
+        """Called as attempts finish and outcomes are recorded: claim again if work is
+        waiting and a quarter of the pool is free (one claim, not one per worker)."""
+        pool = self._delivery_pool() if self._backlog and self._delivery_pool else None
+        if pool is not None and pool.free_slots() >= max(1, pool.size // 4):
             self.wake()
 
     async def _claim(self) -> bool:

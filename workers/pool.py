@@ -117,7 +117,7 @@ class DeliveryPool(Actor[Claimed]):
                 await self._attempt(claimed)
             finally:
                 self._busy -= 1
-            if self.mailbox.empty() and self.free_slots() >= max(1, self.size // 4):
+            if self.mailbox.empty():
                 self._capacity_freed()
 
     async def _attempt(self, claimed: Claimed) -> None:

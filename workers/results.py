@@ -3,8 +3,8 @@
 Outcomes queue in the mailbox; each round takes what is there (up to 500) and, in
 one transaction: finishes the deliveries this node still leases, stores the attempts,
 folds the outcomes into each endpoint's health (circuit breaker, 410 disables) and
-settles events whose deliveries are all final. Writes retry with backoff under
-`asyncio.shield` for up to five minutes, so neither a PostgreSQL restart nor a shutdown
+settles events whose deliveries are all final; up to two such writes overlap. Writes
+retry with backoff, in tasks of their own, for up to five minutes, so neither a PostgreSQL restart nor a shutdown
 drops an outcome: a write that lands once PostgreSQL is back avoids a duplicate, and one
 whose lease was rescued meanwhile is ignored (the delivery is no longer ours).
 
@@ -33,6 +33,7 @@ from workers.schedule import RetrySchedule
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
+LINGER_S = 0.002
 GONE_REASON = "the receiver answered 410 Gone"
 
 
@@ -49,7 +50,7 @@ class ResultWriter(Actor[Outcome]):
     def __init__(self, pool: Callable[[], asyncpg.Pool], node_name: str,
                  schedule: RetrySchedule, breaker: Breaker,
                  alert: Callable[[Alert], None], *, write_timeout: float = 300.0,
-                 recorded: Callable[[], None] = lambda: None) -> None:
+                 recorded: Callable[[], None] = lambda: None, concurrency: int = 2) -> None:
         super().__init__(name="ResultWriter", mailbox_size=10_000)
         self._pool = pool
         self._node = node_name
@@ -60,6 +61,8 @@ class ResultWriter(Actor[Outcome]):
         self.written = 0
         self._writing = 0
         self._recorded = recorded
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def report(self, outcome: Outcome) -> None:
         """Called by the pool's workers; never blocks them."""
@@ -76,17 +79,28 @@ class ResultWriter(Actor[Outcome]):
         return self.mailbox.qsize() + self._writing
 
     async def handle(self, message: Outcome) -> None:
+        await self._slots.acquire()
+        # Outcomes of one claim arrive within a few ms of each other: a commit costs the
+        # same for one or fifty, so give the rest a moment to join this one.
+        await asyncio.sleep(LINGER_S)
         batch = [message]
         while len(batch) < MAX_BATCH and not self.mailbox.empty():
             batch.append(self.mailbox.get_nowait())
-        self._writing = len(batch)
-        try:
-            await asyncio.shield(self._write_with_retry(batch))
-        finally:
-            self._writing = 0
+        self._writing += len(batch)
+        # A task of its own: cancelling the actor does not cut a write short.
+        task = asyncio.create_task(self._write_with_retry(batch), name="ResultWriter.write")
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._written(done, len(batch)))
+
+    def _written(self, task: asyncio.Task[None], count: int) -> None:
+        self._tasks.discard(task)
+        self._writing -= count
+        self._slots.release()
         self._recorded()  # their leases are settled: the pool has room again
 
     async def terminate(self, reason: BaseException | None) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks)
         rest: list[Outcome] = []
         while not self.mailbox.empty():
             rest.append(self.mailbox.get_nowait())

@@ -39,7 +39,7 @@ class Config:
     writer_max_batch: int = 1_000
     writer_concurrency: int = 3
     commit_timeout: float = 5.0
-    dedup_cache_size: int = 1_000_000
+    dedup_cache_size: int = 100_000
     dedup_ttl: float = 86_400.0
     key_cache_ttl: float = 0.5
     shutdown_timeout: float = 10.0
