@@ -344,3 +344,20 @@ async def test_dead_letter_alerts_are_coalesced_per_endpoint(
             await asyncio.sleep(0.5)
             texts = [json.loads(r.body)["text"] for r in rx.at("/alerts")]
             assert len(texts) == 1, texts  # the other four wait for the minute to pass
+
+
+async def test_rate_limit_per_second_spreads_deliveries(
+        database_url: str, db: asyncpg.Connection) -> None:
+    async with receiver() as rx, running(database_url) as (_, api):
+        key = await api.new_org()
+        await endpoint(api, key, rx.url("/paced"), rate_limit_per_second=5)
+        for i in range(15):
+            await post(api, key, i=i)
+        await wait_statuses(db, {"delivered"}, 15)
+        times = sorted(r.at for r in rx.at("/paced"))
+        assert len(times) == 15
+        # A full bucket of 5, then 5 a second: the last one no sooner than ~2 s in.
+        assert times[-1] - times[0] >= 1.6
+        assert all(times[i + 10] - times[i] >= 0.9 for i in range(len(times) - 10))
+        spent = await db.fetchval("SELECT max(attempts) FROM deliveries")
+        assert spent == 1, "waiting for the rate spends no attempt"
