@@ -8,6 +8,8 @@ into a JSON body with the right status. Nothing a client sends yields a 500.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -98,3 +100,38 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     if not low <= value <= high:
         raise ApiError(400, f"{name} must be an integer between {low} and {high}")
     return value
+
+
+def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
+    """An optional query parameter that must be one of `choices`."""
+    value = request.query.get(name) or None
+    if value is not None and value not in choices:
+        raise ApiError(400, f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
+def query_text(request: web.Request, name: str, max_length: int = 255) -> str | None:
+    """An optional free-text query parameter, bounded and without NUL."""
+    value = request.query.get(name) or None
+    if value is not None and (len(value) > max_length or "\x00" in value):
+        raise ApiError(400, f"{name} must be at most {max_length} characters, without NUL")
+    return value
+
+
+def encode_cursor(position: bytes) -> str:
+    """An opaque page cursor holding `position`."""
+    return base64.urlsafe_b64encode(position).rstrip(b"=").decode()
+
+
+def decode_cursor(request: web.Request, size: int) -> bytes | None:
+    """The position in the request's `cursor` (`size` bytes), None without one."""
+    raw = request.query.get("cursor")
+    if not raw:
+        return None
+    try:
+        data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        if len(data) == size:
+            return data
+    except (binascii.Error, ValueError):
+        pass
+    raise ApiError(400, "cursor is not valid: pass back a next_cursor from a previous page")

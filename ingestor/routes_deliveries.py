@@ -4,8 +4,6 @@ routes share."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import struct
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -15,7 +13,8 @@ from aiohttp import web
 from ingestor import queries_delivery as q
 from ingestor.auth import Org
 from ingestor.context import Ingest
-from ingestor.http import ApiError, json_response, query_int
+from ingestor.http import (ApiError, decode_cursor, encode_cursor, json_response, query_choice,
+                           query_int, query_text)
 from ingestor.ids import parse_uuid
 from ingestor.routes_events import INGEST
 
@@ -36,18 +35,14 @@ def delivery_json(row: Any) -> dict[str, Any]:
             "created_at": row["created_at"], "updated_at": row["updated_at"]}
 
 
-def encode_cursor(*values: int) -> str:
-    return base64.urlsafe_b64encode(struct.pack(f">{len(values)}q", *values)).rstrip(b"=").decode()
+def int_cursor(*values: int) -> str:
+    """A page cursor holding a position of big-endian 64-bit integers."""
+    return encode_cursor(struct.pack(f">{len(values)}q", *values))
 
 
-def decode_cursor(raw: str, count: int) -> tuple[int, ...]:
-    try:
-        data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-        if len(data) == 8 * count:
-            return struct.unpack(f">{count}q", data)
-    except (binascii.Error, ValueError):
-        pass
-    raise ApiError(400, _BAD_CURSOR)
+def read_int_cursor(request: web.Request, count: int) -> tuple[int, ...] | None:
+    data = decode_cursor(request, 8 * count)
+    return None if data is None else struct.unpack(f">{count}q", data)
 
 
 def micros(at: datetime) -> int:
@@ -86,23 +81,19 @@ async def list_deliveries(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     org, limit_headers = await ingest.admit(request)
     limit = query_int(request, "limit", 50, 1, 1000)
-    status = request.query.get("status") or None
-    if status is not None and status not in STATUSES:
-        raise ApiError(400, f"status must be one of {', '.join(STATUSES)}")
+    status = query_choice(request, "status", STATUSES)
     endpoint = None
     if request.query.get("endpoint_id"):
         endpoint = parse_uuid(request.query["endpoint_id"])
         if endpoint is None:
             raise ApiError(400, "endpoint_id must be a UUID")
-    event_type = request.query.get("event_type") or None
-    if event_type is not None and (len(event_type) > 255 or "\x00" in event_type):
-        raise ApiError(400, "event_type must be at most 255 characters, without NUL")
-    cursor_raw = request.query.get("cursor")
-    cursor = decode_cursor(cursor_raw, 1)[0] if cursor_raw else None
+    event_type = query_text(request, "event_type")
+    position = read_int_cursor(request, 1)
+    cursor = None if position is None else position[0]
     rows = await ingest.pool().fetch(q.LIST_DELIVERIES, org.id, status, endpoint, event_type,
                                      cursor, limit + 1)
     page = rows[:limit]
-    next_cursor = encode_cursor(page[-1]["id"]) if len(rows) > limit else None
+    next_cursor = int_cursor(page[-1]["id"]) if len(rows) > limit else None
     return json_response({"deliveries": [delivery_json(r) for r in page],
                           "next_cursor": next_cursor}, headers=limit_headers.headers())
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from uuid import UUID
 
 from aiohttp import web
 
 from ingestor import queries
-from ingestor.http import ApiError, json_response, query_int, read_json
+from ingestor.http import (ApiError, decode_cursor, encode_cursor, json_response, query_choice,
+                           query_int, query_text, read_json)
 from ingestor.ids import parse_uuid
 from ingestor.routes_events import INGEST, event_json
 
@@ -19,36 +18,18 @@ INBOX_STATUSES = ("pending", "delivered", "failed")
 MAX_ACK = 1_000
 
 
-def encode_cursor(event_id: UUID) -> str:
-    return base64.urlsafe_b64encode(event_id.bytes).rstrip(b"=").decode()
-
-
-def decode_cursor(raw: str) -> UUID:
-    try:
-        data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-        if len(data) == 16:
-            return UUID(bytes=data)
-    except (binascii.Error, ValueError):
-        pass
-    raise ApiError(400, "cursor is not valid: pass back a next_cursor from a previous page")
-
-
 @routes.get("/api/inbox")
 async def inbox(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     org, limit_headers = await ingest.admit(request)
     limit = query_int(request, "limit", 50, 1, 1000)
-    status = request.query.get("status") or None
-    if status is not None and status not in INBOX_STATUSES:
-        raise ApiError(400, f"status must be one of {', '.join(INBOX_STATUSES)}")
-    type_ = request.query.get("type") or None
-    if type_ is not None and ("\x00" in type_ or len(type_) > 255):
-        raise ApiError(400, "type must be at most 255 characters, without NUL")
-    cursor_raw = request.query.get("cursor")
-    cursor = decode_cursor(cursor_raw) if cursor_raw else None
+    status = query_choice(request, "status", INBOX_STATUSES)
+    type_ = query_text(request, "type")
+    position = decode_cursor(request, 16)
+    cursor = None if position is None else UUID(bytes=position)
     rows = await ingest.pool().fetch(queries.INBOX, org.id, status, type_, cursor, limit + 1)
     page = rows[:limit]
-    next_cursor = encode_cursor(page[-1]["id"]) if len(rows) > limit else None
+    next_cursor = encode_cursor(page[-1]["id"].bytes) if len(rows) > limit else None
     return json_response({"events": [event_json(r) for r in page], "next_cursor": next_cursor},
                          headers=limit_headers.headers())
 

@@ -11,8 +11,8 @@ from aiohttp import web
 
 from ingestor import queries_delivery as q
 from ingestor.http import ApiError, json_response, query_int
-from ingestor.routes_deliveries import (decode_cursor, delivery_id, delivery_json,
-                                        encode_cursor, from_micros, micros, retry)
+from ingestor.routes_deliveries import (delivery_id, delivery_json, from_micros, int_cursor,
+                                        micros, read_int_cursor, retry)
 from ingestor.routes_events import INGEST
 
 routes = web.RouteTableDef()
@@ -95,16 +95,16 @@ async def dead_letter_queue(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     org, limit_headers = await ingest.admit(request)
     limit = query_int(request, "limit", 50, 1, 1000)
-    cursor_raw = request.query.get("cursor")
+    position = read_int_cursor(request, 2)
     after, after_id = None, None
-    if cursor_raw:
-        at_us, after_id = decode_cursor(cursor_raw, 2)
+    if position is not None:
+        at_us, after_id = position
         after = from_micros(at_us)
     rows = await ingest.pool().fetch(q.DEAD_LETTERS, org.id, after, after_id, limit + 1)
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = encode_cursor(micros(page[-1]["updated_at"]), page[-1]["id"])
+        next_cursor = int_cursor(micros(page[-1]["updated_at"]), page[-1]["id"])
     return json_response({"deliveries": [delivery_json(r) for r in page],
                           "next_cursor": next_cursor}, headers=limit_headers.headers())
 
