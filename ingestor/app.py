@@ -7,7 +7,6 @@ writer, which is still running), then the writer drains. Restart: permanent.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
@@ -18,7 +17,7 @@ from ingestor.context import Ingest
 from ingestor.http import errors
 from ingestor.routes_events import INGEST
 from ingestor.validation import MAX_BATCH_BYTES
-from supervisor import Process
+from supervisor import Resident
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ def create_app(ingest: Ingest) -> web.Application:
     return app
 
 
-class HttpAcceptor(Process):
+class HttpAcceptor(Resident):
     def __init__(self, app: web.Application, host: str, port: int,
                  shutdown_timeout: float = 10.0) -> None:
         super().__init__(name="HttpAcceptor")
@@ -42,7 +41,6 @@ class HttpAcceptor(Process):
         self._port = port
         self._shutdown_timeout = shutdown_timeout
         self._runner: web.AppRunner | None = None
-        self._stopped = asyncio.Event()
 
     async def init(self) -> None:
         self._runner = web.AppRunner(self._app, access_log=None,
@@ -52,13 +50,6 @@ class HttpAcceptor(Process):
         site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
         await site.start()
         log.info("listening on http://%s:%d", self._host, self._port)
-
-    async def run(self) -> None:
-        await self._stopped.wait()
-
-    def request_stop(self) -> None:
-        self.stopping = True
-        self._stopped.set()
 
     async def terminate(self, reason: BaseException | None) -> None:
         if self._runner is not None:

@@ -3,7 +3,7 @@
 It knows nothing of webhooks; the node assembly lives in `supervisor.node`.
 """
 
-from supervisor.actor import Actor, PeriodicActor, Process, Tick
+from supervisor.actor import Actor, PeriodicActor, Process, Resident, Tick
 from supervisor.spec import ChildSpec, Restart, Strategy
 from supervisor.supervisor import Supervisor, SupervisorEscalation
 
@@ -12,6 +12,7 @@ __all__ = [
     "ChildSpec",
     "PeriodicActor",
     "Process",
+    "Resident",
     "Restart",
     "Strategy",
     "Supervisor",

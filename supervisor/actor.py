@@ -1,7 +1,8 @@
 """Processes and actors: long-running asyncio tasks with an OTP lifecycle.
 
 `Process` is the unit a supervisor starts and stops: init -> run -> terminate, in one
-task named after the process. `Actor` adds a bounded mailbox handled one message at a
+task named after the process. `Resident` is a Process that only holds a resource for
+others and stops without being cancelled. `Actor` adds a bounded mailbox handled one message at a
 time. `PeriodicActor` handles `Tick` messages sent by a jittered one-shot timer that is
 re-armed after each tick, so ticks never overlap; `wake()` asks for a tick at once.
 The restart type of each is chosen by its parent's ChildSpec.
@@ -165,6 +166,26 @@ class Process:
         callbacks, self._callbacks = self._callbacks, []
         for cb in callbacks:
             cb(self)
+
+
+class Resident(Process):
+    """A process whose work is done through it by others (a listening socket, a pool, a
+    client session): init() acquires, terminate() releases, and run() just waits.
+
+    Its stop is graceful without cancellation, so terminate() runs in a task that was
+    never cancelled and may use timeouts freely.
+    """
+
+    def __init__(self, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self._stop_event = asyncio.Event()
+
+    async def run(self) -> None:
+        await self._stop_event.wait()
+
+    def request_stop(self) -> None:
+        self.stopping = True
+        self._stop_event.set()
 
 
 class Actor(Process, Generic[M]):

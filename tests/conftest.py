@@ -136,3 +136,20 @@ async def api(node: object) -> AsyncIterator[Api]:
     port = node.config.port  # type: ignore[attr-defined]
     async with aiohttp.ClientSession() as session:
         yield Api(f"http://127.0.0.1:{port}", session)
+
+
+@pytest.fixture
+async def own_server() -> AsyncIterator[EmbeddedPostgres]:
+    """A PostgreSQL of this test's own, which it may stop and start."""
+    data_dir = Path(tempfile.mkdtemp(prefix="tgd-own-", dir="/tmp"))
+    data_dir.chmod(0o755)  # the server runs as another user when we are root
+    server = EmbeddedPostgres(data_dir)
+    try:
+        dsn = await asyncio.to_thread(server.start)
+        conn = await asyncpg.connect(dsn)
+        await migrate(conn)
+        await conn.close()
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
+        shutil.rmtree(data_dir, ignore_errors=True)

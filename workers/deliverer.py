@@ -32,7 +32,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from supervisor import Process
+from supervisor import Resident
 from workers.netguard import BlockedTarget, GuardedResolver, check_literal
 from workers.schedule import parse_retry_after
 from workers.signing import signature_header
@@ -104,7 +104,7 @@ def render_body(job: Job) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_UTC_Z)
 
 
-class Deliverer(Process):
+class Deliverer(Resident):
     """Owns the outbound HTTP session; `deliver()` makes one signed attempt."""
 
     def __init__(self, *, timeout: float = 15.0, allow_private: bool = False,

@@ -12,7 +12,7 @@ import logging
 
 import asyncpg
 
-from supervisor import Process
+from supervisor import Resident
 from supervisor.node.config import Config
 from supervisor.node.migrate import migrate
 from supervisor.node.postgres import EmbeddedPostgres
@@ -22,13 +22,12 @@ log = logging.getLogger(__name__)
 CONNECT_ATTEMPTS = 30
 
 
-class Database(Process):
+class Database(Resident):
     def __init__(self, config: Config) -> None:
         super().__init__(name="Database")
         self._config = config
         self._embedded: EmbeddedPostgres | None = None
         self._pool: asyncpg.Pool | None = None
-        self._stopped = asyncio.Event()
         self.dsn = ""
 
     @property
@@ -63,13 +62,6 @@ class Database(Process):
                 log.warning("PostgreSQL not reachable yet (%s); retrying", exc)
                 attempt += 1
                 await asyncio.sleep(1.0)
-
-    async def run(self) -> None:
-        await self._stopped.wait()
-
-    def request_stop(self) -> None:
-        self.stopping = True
-        self._stopped.set()
 
     async def terminate(self, reason: BaseException | None) -> None:
         if self._pool is not None:

@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook
 from supervisor.node.config import ROLES
 from supervisor.node.tree import Node
 from tests.conftest import Api, node_config
-from tests.receiver import Receiver, fail_first, hang_first, receiver, status
+from tests.receiver import fail_first, hang_first, receiver, status
 
 
 def delivery_config(database_url: str, **changes: Any) -> Any:

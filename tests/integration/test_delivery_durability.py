@@ -18,7 +18,7 @@ from aiohttp import web
 from supervisor.node.tree import Node
 from tests.conftest import Api, free_port
 from tests.integration.test_delivery import delivery_config, endpoint
-from tests.integration.test_durability import _wait_ready, own_server  # noqa: F401
+from tests.integration.test_durability import _wait_ready
 from tests.receiver import receiver
 
 ROOT = Path(__file__).resolve().parents[2]

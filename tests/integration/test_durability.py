@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
 
-from supervisor.node.migrate import migrate
 from supervisor.node.postgres import EmbeddedPostgres
 from supervisor.node.tree import Node
 from tests.conftest import Api, free_port, node_config
@@ -92,23 +88,6 @@ async def test_sigkill_after_202s_loses_nothing(database_url: str, db: asyncpg.C
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-
-
-@pytest.fixture
-async def own_server() -> AsyncIterator[EmbeddedPostgres]:
-    """A PostgreSQL of this test's own, which it may stop and start."""
-    data_dir = Path(tempfile.mkdtemp(prefix="tgd-own-", dir="/tmp"))
-    data_dir.chmod(0o755)  # the server runs as another user when we are root
-    server = EmbeddedPostgres(data_dir)
-    try:
-        dsn = await asyncio.to_thread(server.start)
-        conn = await asyncpg.connect(dsn)
-        await migrate(conn)
-        await conn.close()
-        yield server
-    finally:
-        await asyncio.to_thread(server.stop)
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.mark.slow

@@ -269,3 +269,22 @@ def test_periodic_settings_are_validated_and_jitter_bounded() -> None:
     assert all(0.8 <= d <= 1.2 for d in delays)
     assert max(delays) - min(delays) > 0.1
     assert Tick() == Tick()
+
+
+async def test_resident_stops_gracefully_without_cancellation() -> None:
+    from supervisor import Resident
+
+    seen: list[int] = []
+
+    class Holder(Resident):
+        async def terminate(self, reason: BaseException | None) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            seen.append(task.cancelling())
+            async with asyncio.timeout(0.01):  # usable: the task was never cancelled
+                await asyncio.sleep(0)
+
+    holder = Holder()
+    await holder.start()
+    await holder.stop(1.0)
+    assert seen == [0] and holder.exit_reason() is None and not holder.killed
