@@ -61,8 +61,11 @@ def _literal(host: str) -> IPAddress | None:
 
 
 async def check_host(host: str, port: int, timeout: float = RESOLVE_TIMEOUT_S) -> None:
-    """Raises TargetRefused when `host` is, or resolves to, an internal address,
-    or does not resolve within `timeout` seconds."""
+    """Raises TargetRefused when `host` is, or resolves to, an internal address.
+
+    A name that does not resolve now (a DNS outage, a receiver not deployed yet) is
+    accepted: the deliverer resolves and checks every connection anyway, which is also
+    what stops a name that later starts pointing inside."""
     host = host.strip("[]").rstrip(".").lower()
     literal = _literal(host)
     if literal is not None:
@@ -75,8 +78,10 @@ async def check_host(host: str, port: int, timeout: float = RESOLVE_TIMEOUT_S) -
     try:
         infos = await asyncio.wait_for(
             loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
-    except (socket.gaierror, UnicodeError, asyncio.TimeoutError):
-        raise TargetRefused(f"{host} does not resolve") from None
+    except (socket.gaierror, asyncio.TimeoutError):
+        return
+    except UnicodeError:
+        raise TargetRefused(f"{host} is not a valid host name") from None
     for info in infos:
         addr = _literal(str(info[4][0]))
         if addr is None or is_internal(addr):
