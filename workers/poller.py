@@ -105,9 +105,11 @@ class Poller(PeriodicActor):
             return False
         async with self._pool().acquire() as conn:
             held = await conn.fetch(queries.HELD_ENDPOINTS)
+            # Endpoints at their concurrency cap here are left to the next claim, so a
+            # slow receiver does not take every worker from the others.
+            excluded = [r["id"] for r in held] + pool.saturated_endpoints()
             rows = await conn.fetch(queries.CLAIM_DELIVERIES, free, self._lease, self._node,
-                                    [r["id"] for r in held],
-                                    [r["id"] for r in held if r["open_for_one"]])
+                                    excluded, [r["id"] for r in held if r["open_for_one"]])
         for row in rows:
             pool.send_nowait(Claimed(_job(row), row["rate_limit_per_second"]))
         self.claimed += len(rows)

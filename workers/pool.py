@@ -55,6 +55,10 @@ class EndpointLimits:
         self._in_flight[endpoint_id] = self._in_flight.get(endpoint_id, 0) + 1
         return 0.0
 
+    def saturated(self) -> list[str]:
+        """Endpoints at their concurrency cap: the Poller leaves their deliveries alone."""
+        return [e for e, n in self._in_flight.items() if n >= self.max_in_flight]
+
     def release(self, endpoint_id: str) -> None:
         left = self._in_flight.get(endpoint_id, 1) - 1
         if left:
@@ -84,6 +88,9 @@ class DeliveryPool(Actor[Claimed]):
         self._capacity_freed = capacity_freed
         self._unrecorded = unrecorded
         self._attempting: dict[int, Job] = {}
+
+    def saturated_endpoints(self) -> list[str]:
+        return self._limits.saturated()
 
     def free_slots(self) -> int:
         """How many more deliveries this node may lease. An attempt whose outcome is not
