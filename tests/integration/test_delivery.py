@@ -361,3 +361,29 @@ async def test_rate_limit_per_second_spreads_deliveries(
         assert all(times[i + 10] - times[i] >= 0.9 for i in range(len(times) - 10))
         spent = await db.fetchval("SELECT max(attempts) FROM deliveries")
         assert spent == 1, "waiting for the rate spends no attempt"
+
+
+async def test_a_slow_receiver_does_not_hold_up_the_others(
+        database_url: str, db: asyncpg.Connection) -> None:
+    async def slow(_: Any, __: int) -> Any:
+        from aiohttp import web
+
+        await asyncio.sleep(1.0)
+        return web.Response()
+
+    settings = dict(pool_size=10, endpoint_concurrency=4, request_timeout=5.0)
+    async with receiver() as rx, running(database_url, **settings) as (_, api):
+        key = await api.new_org()
+        await endpoint(api, key, rx.url("/slow", slow), event_types=["slow"])
+        await endpoint(api, key, rx.url("/fast"), event_types=["fast"])
+        for i in range(12):
+            await post(api, key, "slow", i=i)
+        started = asyncio.get_running_loop().time()
+        for i in range(30):
+            await post(api, key, "fast", i=i)
+        await rx.wait_for(lambda: len(rx.at("/fast")) == 30, timeout=10)
+        # Twelve slow deliveries at four at a time take three seconds; the fast ones
+        # go through the free workers meanwhile.
+        assert asyncio.get_running_loop().time() - started < 1.5
+        assert len(rx.at("/slow")) < 12 and rx.max_in_flight["/slow"] <= 4
+        await wait_statuses(db, {"delivered"}, 42, timeout=15)
