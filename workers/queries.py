@@ -238,3 +238,24 @@ WHERE enabled AND consecutive_failures > 0
   AND coalesce(last_success_at, created_at) < now() - make_interval(secs => $1)
 LIMIT 100
 """
+
+# Retention: deletes a bounded batch of routed events older than the cutoff whose
+# deliveries are all final (or that have none); their deliveries and attempts go with
+# them (ON DELETE CASCADE). Event ids are UUIDv7, so "older than" is a primary-key range.
+# $1 the cutoff id (the smallest UUIDv7 of the cutoff millisecond), $2 batch size.
+# Returns how many were deleted.
+PRUNE_EVENTS = """
+WITH doomed AS (
+    SELECT event.id
+    FROM events AS event
+    WHERE event.id < $1 AND event.routed_at IS NOT NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries AS delivery
+          WHERE delivery.event_id = event.id
+            AND delivery.status IN ('pending', 'in_flight', 'failed'))
+    ORDER BY event.id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM events WHERE id = ANY (ARRAY(SELECT id FROM doomed))
+"""

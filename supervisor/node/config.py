@@ -54,6 +54,8 @@ class Config:
     alert_webhook_url: str | None = None
     poll_interval: float = 0.1
     rescue_interval: float = 5.0
+    retention: float = 30 * 86_400.0
+    prune_interval: float = 60.0
     route_batch: int = 100
 
     def __post_init__(self) -> None:
@@ -74,7 +76,7 @@ class Config:
             raise ConfigError(f"TRIGGERD_RETRY_SCHEDULE: {exc}") from None
         for name in ("commit_timeout", "dedup_ttl", "key_cache_ttl", "shutdown_timeout",
                      "request_timeout", "breaker_cooldown", "disable_after", "poll_interval",
-                     "rescue_interval"):
+                     "rescue_interval", "retention", "prune_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")
         if self.log_format not in ("auto", "json", "text"):

@@ -6,7 +6,8 @@ This is the one module that imports both the runtime and the webhook packages.
     ├─ Database
     ├─ Maintenance (one_for_one)       always
     │  ├─ Alerter
-    │  └─ Rescuer
+    │  ├─ Rescuer
+    │  └─ Pruner
     ├─ Processing (one_for_one)        roles "process" and/or "deliver"
     │  ├─ ResultWriter                 deliver: stops last, after the pool drained
     │  ├─ Deliverer                    deliver
@@ -41,6 +42,7 @@ from workers.deliverer import Deliverer, Outcome
 from workers.notifier import Notifier
 from workers.poller import Poller
 from workers.pool import DeliveryPool
+from workers.pruner import Pruner
 from workers.rescuer import Rescuer
 from workers.results import ResultWriter
 from workers.schedule import RetrySchedule
@@ -120,6 +122,8 @@ class Node:
             ChildSpec("rescuer", lambda: Rescuer(self.pool, self.alert,
                                                  interval=config.rescue_interval,
                                                  disable_after=config.disable_after)),
+            ChildSpec("pruner", lambda: Pruner(self.pool, retention=config.retention,
+                                               interval=config.prune_interval)),
         ], intensity=10)
 
     def _processing_tree(self) -> Supervisor:

@@ -387,3 +387,25 @@ async def test_a_slow_receiver_does_not_hold_up_the_others(
         assert asyncio.get_running_loop().time() - started < 1.5
         assert len(rx.at("/slow")) < 12 and rx.max_in_flight["/slow"] <= 4
         await wait_statuses(db, {"delivered"}, 42, timeout=15)
+
+
+async def test_retention_prunes_only_settled_events(database_url: str,
+                                                     db: asyncpg.Connection) -> None:
+    settings = dict(retention=0.5, prune_interval=0.2, retry_schedule="1h")
+    async with receiver() as rx, running(database_url, **settings) as (node, api):
+        key = await api.new_org()
+        await endpoint(api, key, rx.url("/ok"), event_types=["done"])
+        await endpoint(api, key, rx.url("/down", status(500)), event_types=["stuck"])
+        done = [await post(api, key, "done", i=i) for i in range(3)]
+        stuck = await post(api, key, "stuck")
+        await rx.wait_for(lambda: len(rx.at("/ok")) == 3 and len(rx.at("/down")) == 1)
+        deadline = asyncio.get_running_loop().time() + 10
+        while await db.fetchval("SELECT count(*) FROM events") > 1:
+            assert asyncio.get_running_loop().time() < deadline, "not pruned"
+            await asyncio.sleep(0.1)
+        for event_id in done:
+            assert (await api.call("GET", f"/api/events/{event_id}", key))[0] == 404
+        status_, event, _ = await api.call("GET", f"/api/events/{stuck}", key)
+        assert status_ == 200 and event["deliveries"][0]["status"] == "failed"
+        assert await db.fetchval("SELECT count(*) FROM deliveries") == 1
+        assert await db.fetchval("SELECT count(*) FROM delivery_attempts") == 1
