@@ -23,7 +23,7 @@ async def generate(request: web.Request) -> web.Response:
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200 or "\x00" in name:
         raise ApiError(400, "organization_name is required: a string of 1 to 200 characters")
     tier = body.get("tier", "free")
-    if tier not in TIER_LIMITS:
+    if not isinstance(tier, str) or tier not in TIER_LIMITS:
         raise ApiError(400, f"tier must be one of {', '.join(TIER_LIMITS)}")
     key, org, _ = await ingest.keys.create_org(name.strip(), tier)
     return json_response({"api_key": key, "organization_id": str(org.id),

@@ -26,6 +26,8 @@ async def test_generate_key_rejects_bad_input(api: Api) -> None:
         ({"json": {}}, 400),
         ({"json": {"organization_name": ""}}, 400),
         ({"json": {"organization_name": "x", "tier": "gold"}}, 400),
+        ({"json": {"organization_name": "x", "tier": ["pro"]}}, 400),
+        ({"json": {"organization_name": ["x"]}}, 400),
         ({"json": ["not", "an", "object"]}, 400),
         ({"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400),
         ({"data": b"organization_name=x", "headers": {"Content-Type": "text/plain"}}, 415),
