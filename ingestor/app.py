@@ -12,7 +12,7 @@ import logging
 from aiohttp import web
 
 from ingestor import (routes_deliveries, routes_endpoints, routes_events, routes_health,
-                      routes_inbox, routes_keys, routes_metrics)
+                      routes_inbox, routes_keys, routes_meta, routes_metrics, routes_node)
 from ingestor.context import Ingest
 from ingestor.http import errors
 from ingestor.routes_events import INGEST
@@ -27,7 +27,7 @@ def create_app(ingest: Ingest) -> web.Application:
     app[INGEST] = ingest
     for table in (routes_events.routes, routes_keys.routes, routes_inbox.routes,
                   routes_endpoints.routes, routes_deliveries.routes, routes_metrics.routes,
-                  routes_health.routes):
+                  routes_health.routes, routes_meta.routes, routes_node.routes):
         app.router.add_routes(table)
     return app
 

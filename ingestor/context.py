@@ -7,12 +7,16 @@ EventWriter through `writer()`, so a restarted writer is picked up at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
+
 import asyncpg
 from aiohttp import web
 from cachetools import TTLCache
+from prometheus_client.metrics_core import Metric
 
+from ingestor import metrics
 from ingestor.auth import KeyStore, Org
 from ingestor.http import ApiError, unavailable
 from ingestor.ids import uuid7
@@ -34,6 +38,11 @@ class Ingest:
     healthy: Callable[[], bool] = lambda: True
     allow_private_targets: bool = False
     loop: asyncio.AbstractEventLoop | None = None
+    # For /metrics and /dashboard, from the node: its name, its tree (each supervisor
+    # with its children's states) and its own gauges (tree, writer, pool).
+    node_name: str = ""
+    tree_status: Callable[[], list[dict[str, Any]]] = lambda: []
+    node_metrics: Callable[[], Iterable[Metric]] = lambda: ()
 
     async def admit(self, request: web.Request) -> tuple[Org, Decision]:
         """Authenticates the caller and charges one request against its rate limit."""
@@ -44,6 +53,7 @@ class Ingest:
         """Charges `cost` against the organization's limit, or refuses with 429."""
         decision = self.limiter.hit(org.id, org.rate_limit_per_minute, cost)
         if not decision.allowed:
+            metrics.REJECTED["rate_limited"].inc()
             raise ApiError(429, "Rate limit exceeded", limit=decision.limit,
                            retry_after=decision.retry_after,
                            headers={**decision.headers(), "Retry-After": str(decision.retry_after)})
@@ -63,7 +73,10 @@ class Ingest:
         if event.dedup_id is None:
             return None
         original = self.dedup.get((org.id, event.dedup_id))
-        return None if original is None else Written(original, True)
+        if original is None:
+            return None
+        metrics.EVENTS_DUPLICATE.inc()
+        return Written(original, True)
 
     async def submit(self, org: Org, event: EventIn) -> Written:
         """Commits one event through the group-commit writer."""
@@ -72,11 +85,13 @@ class Ingest:
             return known
         writer = self.writer()
         if writer is None:
+            metrics.REJECTED["unavailable"].inc()
             raise unavailable("Ingest is restarting")
         pending = self._pending(org, event)
         try:
             writer.send_nowait(pending)
         except asyncio.QueueFull:
+            metrics.REJECTED["saturated"].inc()
             raise unavailable("Ingest saturated") from None
         return await self._outcome(pending.reply)
 
@@ -89,6 +104,7 @@ class Ingest:
                 await asyncio.wait_for(flush(self.pool(), self.dedup, [p for _, p in todo]),
                                        self.commit_timeout)
             except asyncio.TimeoutError:
+                metrics.REJECTED["commit_timeout"].inc()
                 raise unavailable("Commit timed out") from None
         for i, pending in todo:
             known[i] = await self._outcome(pending.reply)
@@ -100,8 +116,10 @@ class Ingest:
         try:
             return await reply
         except CommitTimeout:
+            metrics.REJECTED["commit_timeout"].inc()
             raise unavailable("Commit timed out") from None
         except WriterUnavailable:
+            metrics.REJECTED["unavailable"].inc()
             raise unavailable("Database unavailable") from None
         except EventRejected as exc:
             raise ApiError(400, f"Event refused by the database: {exc}") from None

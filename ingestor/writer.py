@@ -24,7 +24,7 @@ from uuid import UUID
 import asyncpg
 from cachetools import TTLCache
 
-from ingestor import queries
+from ingestor import metrics, queries
 from supervisor import Actor
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,13 @@ async def flush(pool: asyncpg.Pool, dedup: TTLCache[DedupKey, str], batch: list[
         log.warning("flush of %d events failed: %s", len(batch), exc)
         _fail(unique, WriterUnavailable(str(exc)))
     else:
+        committed = duplicates = 0
         for pending in unique:
             written = _inserted(pending) if outcome is None else outcome.get(pending.id, _inserted(pending))
+            if written is not None and written.duplicate:
+                duplicates += 1
+            elif written is not None:
+                committed += 1
             if pending.reply.done():
                 continue
             if written is None:  # its dedup conflict vanished before the look-up (pruned)
@@ -134,6 +139,7 @@ async def flush(pool: asyncpg.Pool, dedup: TTLCache[DedupKey, str], batch: list[
             if pending.dedup_id is not None:
                 dedup[(pending.org_id, pending.dedup_id)] = written.id
             pending.reply.set_result(written)
+        metrics.flushed(len(batch), committed, duplicates + len(twins), time.perf_counter() - started)
     for twin, first in twins:
         _chain(twin, first)
     log.debug("flushed events=%d took_ms=%.2f", len(batch), (time.perf_counter() - started) * 1000)

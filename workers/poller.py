@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from supervisor import PeriodicActor
-from workers import queries
+from workers import metrics, queries
 from workers.deliverer import Job
 from workers.pool import Claimed, DeliveryPool
 
@@ -80,6 +80,8 @@ class Poller(PeriodicActor):
                 row = await conn.fetchrow(queries.ROUTE_EVENTS, self._route_batch)
             events += row["events"]
             deliveries += row["deliveries"]
+            metrics.EVENTS_ROUTED.inc(row["events"])
+            metrics.DELIVERIES_CREATED.inc(row["deliveries"])
             if row["events"] < self._route_batch:
                 break
         if events:
@@ -113,6 +115,7 @@ class Poller(PeriodicActor):
         for row in rows:
             pool.send_nowait(Claimed(_job(row), row["rate_limit_per_second"]))
         self.claimed += len(rows)
+        metrics.DELIVERIES_CLAIMED.inc(len(rows))
         self._backlog = len(rows) == free
         return False
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from supervisor import Actor
+from workers import metrics
 from workers.deliverer import Deliverer, Job, Outcome
 
 DEFERRED = "deferred"
@@ -89,6 +90,11 @@ class DeliveryPool(Actor[Claimed]):
         self._unrecorded = unrecorded
         self._attempting: dict[int, Job] = {}
 
+    @property
+    def busy(self) -> int:
+        """Workers in an attempt now (read by the node's metrics)."""
+        return self._busy
+
     def saturated_endpoints(self) -> list[str]:
         return self._limits.saturated()
 
@@ -131,18 +137,22 @@ class DeliveryPool(Actor[Claimed]):
         job = claimed.job
         wait = self._limits.acquire(job.endpoint_id, claimed.rate_limit_per_second)
         if wait:
-            self._report(deferred(job, wait, "held by the endpoint's limits on this node"))
+            self._send(deferred(job, wait, "held by the endpoint's limits on this node"))
             return
         deliverer = self._deliverer()
         if deliverer is None:
             self._limits.release(job.endpoint_id)
-            self._report(deferred(job, 1.0, "deliverer restarting"))
+            self._send(deferred(job, 1.0, "deliverer restarting"))
             return
         # Left in place if the attempt is cancelled or crashes: terminate() hands it back.
         self._attempting[job.delivery_id] = job
         outcome = await deliverer.deliver(job)
         del self._attempting[job.delivery_id]
         self._limits.release(job.endpoint_id)
+        self._send(outcome)
+
+    def _send(self, outcome: Outcome) -> None:
+        metrics.attempted(outcome)
         self._report(outcome)
 
     async def terminate(self, reason: BaseException | None) -> None:
@@ -150,9 +160,9 @@ class DeliveryPool(Actor[Claimed]):
         than when its lease ends. An attempt cut short by a crash may have reached the
         receiver: that is the at-least-once duplicate."""
         for job in self._attempting.values():
-            self._report(deferred(job, 0.0, "attempt interrupted"))
+            self._send(deferred(job, 0.0, "attempt interrupted"))
         self._attempting.clear()
         while not self.mailbox.empty():
             claimed = self.mailbox.get_nowait()
             if claimed is not None:
-                self._report(deferred(claimed.job, 0.0, "node stopping"))
+                self._send(deferred(claimed.job, 0.0, "node stopping"))

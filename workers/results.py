@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 
 from supervisor import Actor
-from workers import queries
+from workers import metrics, queries
 from workers.alerter import Alert
 from workers.breaker import Breaker, HealthRow
 from workers.deliverer import Outcome
@@ -150,8 +150,10 @@ class ResultWriter(Actor[Outcome]):
             if final:
                 await conn.execute(queries.SETTLE_EVENTS, final)
         self.written += len(batch)
+        metrics.BREAKER_OPENED.inc(sum(1 for a in alerts if a.kind == "breaker_opened"))
         for outcome, decision in zip(batch, decisions):
             if decision.status == "dead_letter":
+                metrics.DEAD_LETTERS.inc()
                 alerts.append(Alert.dead_letter(outcome.job.endpoint_id, outcome.job.url,
                                                 outcome.job.event_id, outcome.error))
         for alert in alerts:

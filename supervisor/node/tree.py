@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import TypeVar, cast
 
 import asyncpg
+from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from ingestor.app import HttpAcceptor, create_app
 from ingestor.auth import KeyStore
@@ -36,6 +37,7 @@ from ingestor.writer import EventWriter, new_dedup_cache
 from supervisor import ChildSpec, Process, Strategy, Supervisor
 from supervisor.node.config import Config, parse_durations
 from supervisor.node.database import Database
+from supervisor.node.metrics import NodeCollector, tree_status
 from workers.alerter import Alert, Alerter
 from workers.breaker import Breaker
 from workers.deliverer import Deliverer, Outcome
@@ -77,7 +79,9 @@ class Node:
                              keys=self.keys, dedup=self.dedup, limiter=self.limiter,
                              admin_token=config.admin_token, commit_timeout=config.commit_timeout,
                              healthy=self.healthy,
-                             allow_private_targets=config.allow_private_targets)
+                             allow_private_targets=config.allow_private_targets,
+                             node_name=self.name, tree_status=lambda: tree_status(self.root),
+                             node_metrics=lambda: self.metrics.collect())
         children = [ChildSpec("database", lambda: Database(config), shutdown=40.0),
                     ChildSpec("maintenance", self._maintenance_tree, shutdown=15.0)]
         if config.roles & {"process", "deliver"}:
@@ -88,6 +92,20 @@ class Node:
                                       shutdown=2 * config.shutdown_timeout + 5))
         self.root = Supervisor(children, strategy=Strategy.REST_FOR_ONE,
                                intensity=3, period=60.0, name="Node")
+        self.metrics = self._metrics()
+
+    def _metrics(self) -> CollectorRegistry:
+        """The node's own gauges, in a registry of the node's: a process may run several
+        nodes (the tests do), and each reports its own tree on its own /metrics."""
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
+        deliver = "deliver" in self.config.roles and not self.config.disable_webhook_delivery
+        registry = CollectorRegistry()
+        registry.register(NodeCollector(
+            self.root,
+            (lambda: self.child("ingest", "writer", EventWriter))
+            if "ingest" in self.config.roles else None,
+            (lambda: self.child("processing", "pool", DeliveryPool)) if deliver else None))
+        return registry
 
     def pool(self) -> asyncpg.Pool:
         database = self.root.child("database")

@@ -1,0 +1,266 @@
+"""The component schemas of the OpenAPI document (see `ingestor.openapi`), and the small
+helpers both modules build schemas with.
+
+Each schema mirrors what a handler answers or accepts; bounds come from the constants the
+handlers validate with where they have one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingestor.auth import TIER_LIMITS
+from ingestor.endpoint_input import (MAX_DESCRIPTION, MAX_EVENT_TYPES, MAX_RATE, MAX_TYPE,
+                                     MAX_URL)
+from ingestor.routes_deliveries import STATUSES as DELIVERY_STATUSES
+from ingestor.routes_inbox import MAX_ACK
+from ingestor.routes_metrics import RANGES
+from ingestor.validation import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_NAME
+
+Schema = dict[str, Any]
+
+EVENT_STATUSES = ("pending", "delivered", "failed", "acknowledged")
+
+
+# -- schema helpers -------------------------------------------------------------------
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def string(**keywords: Any) -> Schema:
+    return {"type": "string", **keywords}
+
+
+def integer(**keywords: Any) -> Schema:
+    return {"type": "integer", **keywords}
+
+
+def number(**keywords: Any) -> Schema:
+    return {"type": "number", **keywords}
+
+
+def boolean(**keywords: Any) -> Schema:
+    return {"type": "boolean", **keywords}
+
+
+def array(items: Schema, **keywords: Any) -> Schema:
+    return {"type": "array", "items": items, **keywords}
+
+
+def const(value: str | bool) -> Schema:
+    return {"const": value}
+
+
+def enum(values: tuple[str, ...] | list[str], **keywords: Any) -> Schema:
+    return {"type": "string", "enum": list(values), **keywords}
+
+
+def nullable(schema: Schema) -> Schema:
+    """The same schema, also allowing null (OpenAPI 3.1: a type list)."""
+    if "type" not in schema:
+        return {"anyOf": [schema, {"type": "null"}]}
+    widened = {**schema, "type": [schema["type"], "null"]}
+    if "enum" in schema:
+        widened["enum"] = [*schema["enum"], None]
+    return widened
+
+
+def obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None, *,
+        closed: bool = False, **keywords: Any) -> Schema:
+    """An object with these properties, those in `required` always present."""
+    schema: Schema = {"type": "object", "properties": {**required, **(optional or {})}}
+    if required:
+        schema["required"] = list(required)
+    if closed:
+        schema["additionalProperties"] = False
+    return {**schema, **keywords}
+
+
+UUID = string(format="uuid")
+TIME = string(format="date-time")
+NAME = string(minLength=1, maxLength=MAX_NAME, pattern=r"\S",
+              description=f"Not blank, at most {MAX_NAME} characters, no NUL.")
+CURSOR = nullable(string(description="Pass back as `cursor` for the next page; null on "
+                                     "the last page."))
+
+
+# -- component schemas ----------------------------------------------------------------
+
+def _error_schemas() -> dict[str, Schema]:
+    return {
+        "Error": obj({"error": string(description="What went wrong, for a person.")}, {
+            "index": integer(minimum=0, description="The faulty item of a batch or "
+                                                    "event_ids array."),
+            "delivery_status": enum(DELIVERY_STATUSES, description="Why a retry is "
+                                                                   "refused.")},
+            description="Every error answer; some carry the extra fields listed."),
+        "DuplicateEvent": obj({"error": const("Duplicate event detected"),
+                               "id": string(format="uuid", description="The original "
+                                                                       "event's id."),
+                               "dedup_id": string()}),
+        "RateLimited": obj({"error": const("Rate limit exceeded"), "limit": integer(),
+                            "retry_after": integer(minimum=1, description="Seconds.")}),
+    }
+
+
+def _event_schemas() -> dict[str, Schema]:
+    event = {"id": UUID, "type": string(), "payload": {"type": "object"},
+             "dedup_id": nullable(string()), "status": enum(EVENT_STATUSES),
+             "created_at": TIME}
+    event_delivery = obj({
+        "endpoint_id": UUID, "url": string(), "status": enum(DELIVERY_STATUSES),
+        "attempts": integer(minimum=0), "response_status": nullable(integer()),
+        "last_error": nullable(string()), "next_attempt_at": TIME,
+        "delivered_at": nullable(TIME)})
+    return {
+        "EventIn": obj({"type": NAME, "payload": {"type": "object", "description":
+                        f"Any JSON object, at most {MAX_EVENT_BYTES} bytes encoded, "
+                        "without \\u0000."}},
+                       {"dedup_id": nullable(NAME)}),
+        "EventAccepted": obj({"id": UUID, "status": const("accepted"), "message": string()}),
+        "BatchIn": obj({"events": array(ref("EventIn"), minItems=1,
+                                        maxItems=MAX_BATCH_EVENTS)}),
+        "BatchAccepted": obj({
+            "accepted": integer(minimum=0), "duplicates": integer(minimum=0),
+            "results": array(obj({"id": UUID, "status": enum(("accepted", "duplicate"))},
+                                 {"dedup_id": string()}),
+                             description="One per event, in the batch's order.")}),
+        "Event": obj(event),
+        "EventDetail": obj({**event, "acknowledged_at": nullable(TIME),
+                            "deliveries": array(event_delivery, description="One per "
+                                                "endpoint the event was routed to.")}),
+        "Inbox": obj({"events": array(ref("Event")), "next_cursor": CURSOR}),
+        "AckIn": obj({"event_ids": array(UUID, minItems=1, maxItems=MAX_ACK)}),
+        "Acked": obj({"id": UUID, "acknowledged": const(True)}),
+        "AckedMany": obj({"acknowledged": integer(minimum=0),
+                          "not_found": array(UUID, description="Unknown ids, or another "
+                                                               "organization's.")}),
+    }
+
+
+def _key_schemas() -> dict[str, Schema]:
+    tier = enum(tuple(TIER_LIMITS))
+    org = {"organization_id": UUID, "organization_name": string(), "tier": tier,
+           "rate_limit_per_minute": integer()}
+    return {
+        "KeyRequest": obj({"organization_name": string(minLength=1, maxLength=200,
+                                                       pattern=r"\S")},
+                          {"tier": {**tier, "default": "free"}}),
+        "NewKey": obj({"api_key": string(description="Shown once."), **org}),
+        "Organization": obj({**org, "active_keys": integer(minimum=0), "created_at": TIME}),
+        "RotatedKey": obj({"api_key": string(description="Shown once."),
+                           "organization_id": UUID, "message": string()}),
+    }
+
+
+def _endpoint_fields() -> dict[str, Schema]:
+    """What a create or a PATCH accepts (create requires `url`)."""
+    url = string(minLength=1, maxLength=MAX_URL, format="uri",
+                 description="http or https; not a loopback, private, link-local or "
+                             "multicast target unless the node allows private targets.")
+    pattern = string(minLength=1, maxLength=MAX_TYPE, pattern=r"^[^\s]+$",
+                     description="An exact type, `prefix.*`, or `*` (every type).")
+    return {"url": url,
+            "event_types": nullable(array(pattern, minItems=1, maxItems=MAX_EVENT_TYPES,
+                                          description="null = every type.")),
+            "description": nullable(string(maxLength=MAX_DESCRIPTION)),
+            "rate_limit_per_second": nullable(integer(minimum=1, maximum=MAX_RATE)),
+            "ordered": boolean()}
+
+
+def _endpoint_schemas() -> dict[str, Schema]:
+    endpoint = {
+        "id": UUID, "url": string(), "event_types": nullable(array(string())),
+        "description": nullable(string()), "rate_limit_per_second": nullable(integer()),
+        "ordered": boolean(), "is_default": boolean(), "enabled": boolean(),
+        "disabled_reason": nullable(string()), "disabled_at": nullable(TIME),
+        "last_success_at": nullable(TIME), "breaker": enum(("closed", "open", "half_open")),
+        "breaker_open_until": nullable(TIME), "created_at": TIME, "updated_at": TIME}
+    secret = string(pattern="^whsec_", description="Shown at creation and rotation only.")
+    fields = _endpoint_fields()
+    url = fields["url"]
+    create = {name: schema for name, schema in fields.items() if name != "url"}
+    return {
+        "EndpointIn": obj({"url": url}, {**create, "ordered": boolean(default=False)},
+                          closed=True),
+        "EndpointPatch": obj({}, fields, closed=True,
+                             minProperties=1, description="Only the fields given change; "
+                                                          "null clears a field."),
+        "WebhookConfigIn": obj({"webhook_url": url}),
+        "Endpoint": obj(endpoint),
+        "EndpointWithSecret": obj({**endpoint, "secret": secret}),
+        "RotatedEndpoint": obj({**endpoint, "secret": secret,
+                                "previous_secret_until": TIME}),
+        "Endpoints": obj({"endpoints": array(ref("Endpoint"))}),
+        "EndpointDeleted": obj({"id": UUID, "deleted": const(True)}),
+        "RecoverIn": obj({"since": TIME}, {"until": nullable(TIME)},
+                         description="ISO-8601 times; without an offset they are UTC; "
+                                     "until defaults to now and must be after since."),
+        "Recovered": obj({"requeued": integer(minimum=0)}),
+    }
+
+
+def _delivery_fields(attempts: Schema) -> dict[str, Schema]:
+    return {"id": integer(minimum=1), "event_id": UUID, "endpoint_id": UUID,
+            "event_type": string(), "status": enum(DELIVERY_STATUSES), "attempts": attempts,
+            "response_status": nullable(integer()), "last_error": nullable(string()),
+            "next_attempt_at": TIME, "delivered_at": nullable(TIME), "created_at": TIME,
+            "updated_at": TIME}
+
+
+def _delivery_schemas() -> dict[str, Schema]:
+    attempt = obj({"attempt": integer(minimum=1), "response_status": nullable(integer()),
+                   "duration_ms": number(minimum=0), "error": nullable(string()),
+                   "response_body": nullable(string(description="Cut to 4 KiB.")),
+                   "created_at": TIME})
+    count = integer(minimum=0, description="Attempts made so far.")
+    return {
+        "Delivery": obj(_delivery_fields(count)),
+        "DeliveryDetail": obj(_delivery_fields(array(
+            attempt, description="Every attempt, in order (in place of the count)."))),
+        "Deliveries": obj({"deliveries": array(ref("Delivery")), "next_cursor": CURSOR}),
+        "Retried": obj({"id": integer(minimum=1), "status": const("pending")}),
+    }
+
+
+def _metric_schemas() -> dict[str, Schema]:
+    counts = ("waiting", "active", "completed", "failed", "delayed", "dead_letter")
+    totals = ("total", "delivered", "failed", "dead_letter", "pending")
+    rate = number(minimum=0, maximum=1)
+    latency = nullable(number(description="Milliseconds; null without a success."))
+    by_type = obj({"event_type": string(), "total": integer(), "delivered": integer(),
+                   "dead_letter": integer(), "success_rate": rate})
+    failure = obj({"delivery_id": integer(minimum=1), "event_id": UUID,
+                   "event_type": string(), "endpoint_id": UUID, "endpoint_url": string(),
+                   "attempt": integer(minimum=1), "response_status": nullable(integer()),
+                   "error": nullable(string()), "created_at": TIME})
+    return {
+        "QueueHealth": obj({
+            "healthy": boolean(), "metrics": obj({n: integer(minimum=0) for n in counts}),
+            "stats": obj({"queue_depth": integer(minimum=0),
+                          "oldest_pending_age_s": number(minimum=0), "failure_rate": rate}),
+            "timestamp": TIME}),
+        "DeliveryStats": obj({
+            "range": enum(tuple(RANGES)),
+            "summary": obj({**{n: integer(minimum=0) for n in totals}, "success_rate": rate,
+                            "avg_attempts": number(minimum=0),
+                            "latency_ms": obj({p: latency for p in ("p50", "p95", "p99")})}),
+            "by_event_type": array(by_type, maxItems=100)}),
+        "RecentFailures": obj({"failures": array(failure)}),
+    }
+
+
+def _health_schemas() -> dict[str, Schema]:
+    return {
+        "Live": obj({"status": const("ok")}),
+        "Ready": obj({"status": enum(("ready", "not ready")),
+                      "checks": obj({"database": string(description="`ok`, or "
+                                                        "`unreachable: <reason>`."),
+                                     "tree": enum(("ok", "degraded"))})}),
+    }
+
+
+def schemas() -> dict[str, Schema]:
+    return {**_error_schemas(), **_event_schemas(), **_key_schemas(), **_endpoint_schemas(),
+            **_delivery_schemas(), **_metric_schemas(), **_health_schemas()}

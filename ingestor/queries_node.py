@@ -1,0 +1,53 @@
+"""The SQL behind /metrics and /dashboard, as static constants.
+
+Unlike the API's queries these are node-wide: they read every organization's rows, so
+they are only run for the metrics scrape and the admin-protected dashboard. Each query
+starts with its purpose and what each $n is.
+"""
+
+# The delivery and event queues in one statement; no parameters. Each part walks its
+# own partial index (deliveries_due, deliveries_leased, deliveries_dead,
+# events_unrouted), so delivered rows, the bulk of the table, are never read.
+QUEUE_STATE = """
+WITH waiting AS (
+    SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           count(*) FILTER (WHERE next_attempt_at <= now()) AS due,
+           min(created_at) AS oldest
+    FROM deliveries WHERE status IN ('pending', 'failed')
+)
+SELECT waiting.pending, waiting.failed, waiting.due,
+       (SELECT count(*) FROM deliveries WHERE status = 'in_flight') AS in_flight,
+       (SELECT count(*) FROM deliveries WHERE status = 'dead_letter') AS dead_letter,
+       (SELECT count(*) FROM events WHERE routed_at IS NULL) AS unrouted,
+       coalesce(extract(epoch FROM now() - waiting.oldest), 0)::float8 AS oldest_age_s
+FROM waiting
+"""
+
+# The latest dead letters across organizations, most recently dead first.
+# $1 how many. Sorts the dead letters found through deliveries_dead (per organization,
+# so there is no cross-organization order to walk); fine for a page an operator opens.
+RECENT_DEAD_LETTERS = """
+SELECT d.id, o.name AS org_name, ep.url, d.last_error, d.updated_at
+FROM deliveries d
+JOIN endpoints ep ON ep.id = d.endpoint_id
+JOIN organizations o ON o.id = d.org_id
+WHERE d.status = 'dead_letter'
+ORDER BY d.updated_at DESC, d.id DESC
+LIMIT $1
+"""
+
+# Endpoints that are disabled or whose breaker is open (or half-open), across
+# organizations. $1 how many. The predicate implies endpoints_held's (breaker_cooldown_s
+# and breaker_open_until are set and cleared together), so that small index is used.
+ENDPOINTS_HELD = """
+SELECT ep.id, o.name AS org_name, ep.url, ep.enabled, ep.disabled_reason,
+       ep.consecutive_failures, ep.breaker_open_until,
+       CASE WHEN ep.breaker_open_until IS NULL THEN 'closed'
+            WHEN ep.breaker_open_until > now() THEN 'open'
+            ELSE 'half_open' END AS breaker
+FROM endpoints ep JOIN organizations o ON o.id = ep.org_id
+WHERE NOT ep.enabled OR ep.breaker_cooldown_s IS NOT NULL
+ORDER BY ep.updated_at DESC
+LIMIT $1
+"""

@@ -1,0 +1,88 @@
+"""GET /metrics (Prometheus text) and GET /dashboard (an HTML page for operators).
+
+Both read the node-wide queues with one query (queries_node.QUEUE_STATE) under a 1 s
+timeout, here in the handler; the collectors stay synchronous and never wait on
+PostgreSQL. When it does not answer, /metrics still answers 200 with
+`triggerd_database_up 0` and the dashboard says so. /metrics is open like /health
+(counts only); /dashboard shows every organization's endpoint URLs and errors, so it
+needs the admin token when one is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from prometheus_client.exposition import choose_encoder
+
+from ingestor import queries_node as q
+from ingestor.auth import check_admin
+from ingestor.context import Ingest
+from ingestor.dashboard import Page, render
+from ingestor.metrics import DELIVERY_STATES, QueueState, Scrape, queue_families
+from ingestor.routes_events import INGEST
+
+routes = web.RouteTableDef()
+
+QUEUE_TIMEOUT_S = 1.0
+DASHBOARD_TIMEOUT_S = 2.0  # the queue query and the two short lists, together
+DEAD_LETTERS_SHOWN = 20
+ENDPOINTS_SHOWN = 50
+_DATABASE_DOWN = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# The page shows clients' URLs and receivers' errors: no script may run, whatever slips.
+_PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+                 "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def _queue_state(row: Mapping[str, Any]) -> QueueState:
+    return QueueState(deliveries={s: row[s] for s in DELIVERY_STATES}, due=row["due"],
+                      unrouted=row["unrouted"], oldest_pending_age_s=row["oldest_age_s"])
+
+
+async def read_queue(ingest: Ingest) -> QueueState | None:
+    """The queue state, or None when PostgreSQL does not answer within 1 s."""
+    try:
+        row = await asyncio.wait_for(ingest.pool().fetchrow(q.QUEUE_STATE), QUEUE_TIMEOUT_S)
+    except _DATABASE_DOWN:
+        return None
+    return _queue_state(row)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    scrape = Scrape(ingest.node_metrics(), queue_families(await read_queue(ingest)))
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return web.Response(body=encoder(scrape), headers={"Content-Type": content_type})
+
+
+async def _dashboard_rows(ingest: Ingest) -> tuple[QueueState, list[Mapping[str, Any]],
+                                                   list[Mapping[str, Any]]]:
+    async with ingest.pool().acquire() as conn:
+        row = await conn.fetchrow(q.QUEUE_STATE)
+        dead = await conn.fetch(q.RECENT_DEAD_LETTERS, DEAD_LETTERS_SHOWN)
+        held = await conn.fetch(q.ENDPOINTS_HELD, ENDPOINTS_SHOWN)
+    return _queue_state(row), [dict(r) for r in dead], [dict(r) for r in held]
+
+
+@routes.get("/dashboard")
+async def dashboard(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    check_admin(request, ingest.admin_token)
+    queue: QueueState | None = None
+    dead: list[Mapping[str, Any]] | None = None
+    held: list[Mapping[str, Any]] | None = None
+    try:
+        queue, dead, held = await asyncio.wait_for(_dashboard_rows(ingest), DASHBOARD_TIMEOUT_S)
+    except _DATABASE_DOWN:
+        pass  # the page says PostgreSQL did not answer
+    values = Scrape(ingest.node_metrics(), queue_families(queue)).values()
+    page = Page(node_name=ingest.node_name, now=datetime.now(timezone.utc),
+                tree=ingest.tree_status(), values=values, queue=queue,
+                dead_letters=dead, endpoints=held)
+    return web.Response(text=render(page), content_type="text/html", charset="utf-8",
+                        headers=_PAGE_HEADERS)

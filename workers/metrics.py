@@ -1,0 +1,45 @@
+"""The delivery side's Prometheus metrics, on prometheus_client's default registry.
+
+Counted where the work happens: routing and claims in the Poller (once per statement),
+attempts in the DeliveryPool (once per attempt), dead letters and breaker openings in
+the ResultWriter once their transaction has committed. Process-wide: every node in a
+process adds to the same series.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+from workers.deliverer import Outcome
+
+# Every kind of Outcome (workers/deliverer.py), plus the pool's "deferred" hand-backs.
+OUTCOMES = ("delivered", "http_error", "timeout", "connect_error", "blocked", "error",
+            "deferred")
+
+EVENTS_ROUTED = Counter(
+    "triggerd_events_routed", "Events routed into deliveries by this process's Poller")
+DELIVERIES_CREATED = Counter(
+    "triggerd_deliveries_created", "Deliveries created by routing (one per matching endpoint)")
+DELIVERIES_CLAIMED = Counter(
+    "triggerd_deliveries_claimed", "Deliveries leased by this process for an attempt")
+DELIVERY_ATTEMPTS = Counter(
+    "triggerd_delivery_attempts", "Delivery attempts by outcome; deferred ones spend no attempt",
+    ["outcome"])
+DELIVERY_ATTEMPT_SECONDS = Histogram(
+    "triggerd_delivery_attempt_seconds", "Duration of delivery attempts (deferred ones excluded)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0))
+DEAD_LETTERS = Counter(
+    "triggerd_dead_letters", "Deliveries made dead letters by an outcome (attempts exhausted, 410)")
+BREAKER_OPENED = Counter(
+    "triggerd_breaker_opened", "Endpoint circuit breakers opened (a failed probe not counted)")
+
+# Bound once: a label look-up per attempt would take the metric's lock twice.
+_ATTEMPTS = {kind: DELIVERY_ATTEMPTS.labels(kind) for kind in OUTCOMES}
+
+
+def attempted(outcome: Outcome) -> None:
+    """Counts one outcome of the pool, and times it unless it was deferred."""
+    counter = _ATTEMPTS.get(outcome.kind)
+    (counter or DELIVERY_ATTEMPTS.labels(outcome.kind)).inc()
+    if outcome.kind != "deferred":
+        DELIVERY_ATTEMPT_SECONDS.observe(outcome.duration_ms / 1000.0)
