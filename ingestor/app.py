@@ -22,12 +22,18 @@ from supervisor import Resident
 log = logging.getLogger(__name__)
 
 
-def create_app(ingest: Ingest) -> web.Application:
+API_ROUTES = (routes_events.routes, routes_keys.routes, routes_inbox.routes,
+              routes_endpoints.routes, routes_deliveries.routes, routes_metrics.routes,
+              routes_meta.routes)
+NODE_ROUTES = (routes_health.routes, routes_node.routes)
+
+
+def create_app(ingest: Ingest, *, api: bool = True) -> web.Application:
+    """The whole HTTP API, or (api=False, a node without the ingest role) only the node's
+    own endpoints: health, metrics and the dashboard."""
     app = web.Application(middlewares=[errors], client_max_size=MAX_BATCH_BYTES + 64 * 1024)
     app[INGEST] = ingest
-    for table in (routes_events.routes, routes_keys.routes, routes_inbox.routes,
-                  routes_endpoints.routes, routes_deliveries.routes, routes_metrics.routes,
-                  routes_health.routes, routes_meta.routes, routes_node.routes):
+    for table in (API_ROUTES if api else ()) + NODE_ROUTES:
         app.router.add_routes(table)
     return app
 

@@ -17,6 +17,7 @@ This is the one module that imports both the runtime and the webhook packages.
     └─ Ingest (one_for_one)            role "ingest"
        ├─ EventWriter
        └─ HttpAcceptor                 last, so it stops first
+    (without the ingest role, an HttpAcceptor for /health, /metrics and /dashboard only)
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ class Node:
         if "ingest" in config.roles:
             children.append(ChildSpec("ingest", self._ingest_tree,
                                       shutdown=2 * config.shutdown_timeout + 5))
+        elif serve_http:  # health, metrics and the dashboard still answer on PORT
+            children.append(ChildSpec("http", lambda: HttpAcceptor(
+                create_app(self.ingest, api=False), config.host, config.port,
+                config.shutdown_timeout), shutdown=config.shutdown_timeout + 2))
         self.root = Supervisor(children, strategy=Strategy.REST_FOR_ONE,
                                intensity=3, period=60.0, name="Node")
         self.metrics = self._metrics()

@@ -409,3 +409,14 @@ async def test_retention_prunes_only_settled_events(database_url: str,
         assert status_ == 200 and event["deliveries"][0]["status"] == "failed"
         assert await db.fetchval("SELECT count(*) FROM deliveries") == 1
         assert await db.fetchval("SELECT count(*) FROM delivery_attempts") == 1
+
+
+async def test_a_node_without_the_ingest_role_still_answers_health_and_metrics(
+        database_url: str) -> None:
+    async with running(database_url, roles=frozenset({"process", "deliver"})) as (node, api):
+        status_, body, _ = await api.call("GET", "/health/ready")
+        assert status_ == 200 and body["status"] == "ready"
+        async with api.request("GET", "/metrics") as resp:
+            assert resp.status == 200 and "triggerd_pool_size" in await resp.text()
+        status_, _, _ = await api.call("POST", "/api/events", json={"type": "t", "payload": {}})
+        assert status_ == 404  # no ingest here
