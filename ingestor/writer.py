@@ -124,29 +124,35 @@ async def flush(pool: asyncpg.Pool, dedup: TTLCache[DedupKey, str], batch: list[
         log.warning("flush of %d events failed: %s", len(batch), exc)
         _fail(unique, WriterUnavailable(str(exc)))
     else:
-        committed = duplicates = 0
-        for pending in unique:
-            written = _inserted(pending) if outcome is None else outcome.get(pending.id, _inserted(pending))
-            if written is not None and written.duplicate:
-                duplicates += 1
-            elif written is not None:
-                committed += 1
-            if pending.reply.done():
-                continue
-            if written is None:  # its dedup conflict vanished before the look-up (pruned)
-                pending.reply.set_exception(WriterUnavailable("dedup conflict unresolved; retry"))
-                continue
-            if pending.dedup_id is not None:
-                dedup[(pending.org_id, pending.dedup_id)] = written.id
-            pending.reply.set_result(written)
-        metrics.flushed(len(batch), committed, duplicates + len(twins), time.perf_counter() - started)
+        committed, duplicates = _settle(unique, outcome, dedup)
+        metrics.flushed(len(batch), committed, duplicates + len(twins),
+                        time.perf_counter() - started)
     for twin, first in twins:
         _chain(twin, first)
     log.debug("flushed events=%d took_ms=%.2f", len(batch), (time.perf_counter() - started) * 1000)
 
 
-def _inserted(pending: Pending) -> Written:
-    return Written(pending.id, False)
+def _settle(unique: list[Pending], outcome: dict[str, Written | None] | None,
+            dedup: TTLCache[DedupKey, str]) -> tuple[int, int]:
+    """Answers each committed event (`outcome` None: all inserted under their own ids);
+    returns how many were inserted and how many were duplicates."""
+    committed = duplicates = 0
+    for pending in unique:
+        written = Written(pending.id, False) if outcome is None else outcome.get(
+            pending.id, Written(pending.id, False))
+        if written is None:  # its dedup conflict vanished before the look-up (pruned)
+            if not pending.reply.done():
+                pending.reply.set_exception(WriterUnavailable("dedup conflict unresolved; retry"))
+            continue
+        if written.duplicate:
+            duplicates += 1
+        else:
+            committed += 1
+        if pending.dedup_id is not None:
+            dedup[(pending.org_id, pending.dedup_id)] = written.id
+        if not pending.reply.done():
+            pending.reply.set_result(written)
+    return committed, duplicates
 
 
 async def _write(pool: asyncpg.Pool, batch: list[Pending]) -> dict[str, Written | None] | None:
