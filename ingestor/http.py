@@ -11,7 +11,7 @@ import asyncio
 import base64
 import binascii
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -116,6 +116,14 @@ def query_text(request: web.Request, name: str, max_length: int = 255) -> str | 
     if value is not None and (len(value) > max_length or "\x00" in value):
         raise ApiError(400, f"{name} must be at most {max_length} characters, without NUL")
     return value
+
+
+def page_of(rows: Sequence[Any], limit: int,
+            position: Callable[[Any], bytes]) -> tuple[Sequence[Any], str | None]:
+    """A keyset page from `limit + 1` rows: the first `limit`, and the cursor after the
+    last of them when the extra row shows there is more."""
+    page = rows[:limit]
+    return page, encode_cursor(position(page[-1])) if len(rows) > limit else None
 
 
 def encode_cursor(position: bytes) -> str:

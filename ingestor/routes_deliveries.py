@@ -13,7 +13,7 @@ from aiohttp import web
 from ingestor import queries_delivery as q
 from ingestor.auth import Org
 from ingestor.context import Ingest
-from ingestor.http import (ApiError, decode_cursor, encode_cursor, json_response, query_choice,
+from ingestor.http import (ApiError, decode_cursor, json_response, page_of, query_choice,
                            query_int, query_text)
 from ingestor.ids import parse_uuid
 from ingestor.routes_events import INGEST
@@ -35,9 +35,9 @@ def delivery_json(row: Any) -> dict[str, Any]:
             "created_at": row["created_at"], "updated_at": row["updated_at"]}
 
 
-def int_cursor(*values: int) -> str:
-    """A page cursor holding a position of big-endian 64-bit integers."""
-    return encode_cursor(struct.pack(f">{len(values)}q", *values))
+def int_position(*values: int) -> bytes:
+    """A page position of big-endian 64-bit integers."""
+    return struct.pack(f">{len(values)}q", *values)
 
 
 def read_int_cursor(request: web.Request, count: int) -> tuple[int, ...] | None:
@@ -92,8 +92,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     cursor = None if position is None else position[0]
     rows = await ingest.pool().fetch(q.LIST_DELIVERIES, org.id, status, endpoint, event_type,
                                      cursor, limit + 1)
-    page = rows[:limit]
-    next_cursor = int_cursor(page[-1]["id"]) if len(rows) > limit else None
+    page, next_cursor = page_of(rows, limit, lambda row: int_position(row["id"]))
     return json_response({"deliveries": [delivery_json(r) for r in page],
                           "next_cursor": next_cursor}, headers=limit_headers.headers())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import orjson
 from aiohttp import web
@@ -54,9 +55,7 @@ async def post_batch(request: web.Request) -> web.Response:
 async def get_event(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     org, limit = await ingest.admit(request)
-    event_id = parse_uuid(request.match_info["event_id"])
-    if event_id is None:
-        raise ApiError(400, "event id must be a UUID")
+    event_id = path_event_id(request)
     row = await ingest.pool().fetchrow(queries.EVENT_BY_ID, event_id, org.id)
     if row is None:
         raise ApiError(404, "Event not found")
@@ -70,6 +69,14 @@ async def get_event(request: web.Request) -> web.Response:
                             "next_attempt_at": d["next_attempt_at"],
                             "delivered_at": d["delivered_at"]} for d in deliveries]
     return json_response(event, headers=limit.headers())
+
+
+def path_event_id(request: web.Request) -> UUID:
+    """The `{event_id}` of the path, or 400."""
+    event_id = parse_uuid(request.match_info["event_id"])
+    if event_id is None:
+        raise ApiError(400, "event id must be a UUID")
+    return event_id
 
 
 def event_json(row: Any) -> dict[str, Any]:

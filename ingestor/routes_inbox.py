@@ -7,10 +7,10 @@ from uuid import UUID
 from aiohttp import web
 
 from ingestor import queries
-from ingestor.http import (ApiError, decode_cursor, encode_cursor, json_response, query_choice,
+from ingestor.http import (ApiError, decode_cursor, json_response, page_of, query_choice,
                            query_int, query_text, read_json)
 from ingestor.ids import parse_uuid
-from ingestor.routes_events import INGEST, event_json
+from ingestor.routes_events import INGEST, event_json, path_event_id
 
 routes = web.RouteTableDef()
 
@@ -28,8 +28,7 @@ async def inbox(request: web.Request) -> web.Response:
     position = decode_cursor(request, 16)
     cursor = None if position is None else UUID(bytes=position)
     rows = await ingest.pool().fetch(queries.INBOX, org.id, status, type_, cursor, limit + 1)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1]["id"].bytes) if len(rows) > limit else None
+    page, next_cursor = page_of(rows, limit, lambda row: row["id"].bytes)
     return json_response({"events": [event_json(r) for r in page], "next_cursor": next_cursor},
                          headers=limit_headers.headers())
 
@@ -38,9 +37,7 @@ async def inbox(request: web.Request) -> web.Response:
 async def ack_one(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     org, limit = await ingest.admit(request)
-    event_id = parse_uuid(request.match_info["event_id"])
-    if event_id is None:
-        raise ApiError(400, "event id must be a UUID")
+    event_id = path_event_id(request)
     rows = await ingest.pool().fetch(queries.ACK, [event_id], org.id)
     if not rows:
         raise ApiError(404, "Event not found")

@@ -10,8 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from ingestor import queries_delivery as q
-from ingestor.http import ApiError, json_response, query_int
-from ingestor.routes_deliveries import (delivery_id, delivery_json, from_micros, int_cursor,
+from ingestor.http import ApiError, json_response, page_of, query_int
+from ingestor.routes_deliveries import (delivery_id, delivery_json, from_micros, int_position,
                                         micros, read_int_cursor, retry)
 from ingestor.routes_events import INGEST
 
@@ -101,10 +101,8 @@ async def dead_letter_queue(request: web.Request) -> web.Response:
         at_us, after_id = position
         after = from_micros(at_us)
     rows = await ingest.pool().fetch(q.DEAD_LETTERS, org.id, after, after_id, limit + 1)
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = int_cursor(micros(page[-1]["updated_at"]), page[-1]["id"])
+    page, next_cursor = page_of(
+        rows, limit, lambda row: int_position(micros(row["updated_at"]), row["id"]))
     return json_response({"deliveries": [delivery_json(r) for r in page],
                           "next_cursor": next_cursor}, headers=limit_headers.headers())
 
