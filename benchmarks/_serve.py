@@ -8,7 +8,23 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
+
+
+async def read_event(request: web.Request) -> dict[str, Any] | web.Response:
+    """The checks both baselines make before they answer: a key, JSON, type and payload.
+    Returns the decoded body, or the error response to send."""
+    if request.headers.get("X-API-Key") is None:
+        return web.json_response({"error": "Missing API key"}, status=401)
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        return web.json_response({"error": "Invalid JSON"}, status=400)
+    if not isinstance(body, dict) or not isinstance(body.get("type"), str) \
+            or not isinstance(body.get("payload"), dict):
+        return web.json_response({"error": "type and payload are required"}, status=400)
+    return body
 
 
 def serve(make_app: Callable[[], Awaitable[web.Application]], port: int,

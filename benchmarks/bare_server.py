@@ -12,19 +12,13 @@ import uuid
 import orjson
 from aiohttp import web
 
-from benchmarks._serve import serve
+from benchmarks._serve import read_event, serve
 
 
 async def post_event(request: web.Request) -> web.Response:
-    if request.headers.get("X-API-Key") is None:
-        return web.json_response({"error": "Missing API key"}, status=401)
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        return web.json_response({"error": "Invalid JSON"}, status=400)
-    if not isinstance(body, dict) or not isinstance(body.get("type"), str) \
-            or not isinstance(body.get("payload"), dict):
-        return web.json_response({"error": "type and payload are required"}, status=400)
+    body = await read_event(request)
+    if isinstance(body, web.Response):
+        return body
     return web.Response(body=orjson.dumps({"id": str(uuid.uuid4()), "status": "accepted",
                                            "message": "Event accepted"}),
                         status=202, content_type="application/json")

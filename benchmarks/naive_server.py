@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from benchmarks._serve import serve
+from benchmarks._serve import read_event, serve
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 
@@ -35,16 +35,10 @@ RETURNING id
 
 
 async def post_event(request: web.Request) -> web.Response:
-    key = request.headers.get("X-API-Key")
-    if key is None:
-        return web.json_response({"error": "Missing API key"}, status=401)
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        return web.json_response({"error": "Invalid JSON"}, status=400)
-    if not isinstance(body, dict) or not isinstance(body.get("type"), str) \
-            or not isinstance(body.get("payload"), dict):
-        return web.json_response({"error": "type and payload are required"}, status=400)
+    body = await read_event(request)
+    if isinstance(body, web.Response):
+        return body
+    key = request.headers["X-API-Key"]
     try:
         event_id = await request.app[POOL].fetchval(
             INSERT, key, body["type"], orjson.dumps(body["payload"]).decode(),
