@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -19,10 +18,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ingestor import queries_node
-from supervisor.node.config import ROLES
 from supervisor.node.postgres import EmbeddedPostgres
 from supervisor.node.tree import Node
 from tests.conftest import Api, free_port, node_config
+from tests.integration.test_delivery import running
 from tests.receiver import receiver, status
 
 Values = dict[str, float]
@@ -104,23 +103,9 @@ async def test_ingest_counters_and_queue_gauges(api: Api, node: Node) -> None:
     assert "triggerd_pool_busy" not in after  # no deliver role
 
 
-@asynccontextmanager
-async def delivering(database_url: str, **changes: Any) -> AsyncIterator[tuple[Node, Api]]:
-    settings: dict[str, Any] = dict(roles=ROLES, allow_private_targets=True,
-                                    retry_schedule="100ms,200ms,300ms", request_timeout=1.0,
-                                    breaker_threshold=0, poll_interval=0.05)
-    node = Node(node_config(database_url, **{**settings, **changes}))
-    await node.root.start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield node, Api(f"http://127.0.0.1:{node.config.port}", session)
-    finally:
-        await node.root.stop(10)
-
-
 async def test_delivery_counters_and_dashboard(database_url: str,
                                               db: asyncpg.Connection) -> None:
-    async with receiver() as rx, delivering(database_url) as (_, api):
+    async with receiver() as rx, running(database_url) as (_, api):
         before = await scrape(api)
         assert before["triggerd_pool_size"] == 50 and before["triggerd_pool_busy"] == 0
         key = await api.new_org(name="acme & <co>")
@@ -161,7 +146,7 @@ async def test_delivery_counters_and_dashboard(database_url: str,
 
 
 async def test_breaker_opening_is_counted_and_shown(database_url: str) -> None:
-    async with delivering(database_url, breaker_threshold=2, breaker_cooldown=60.0) as (_, api):
+    async with running(database_url, breaker_threshold=2, breaker_cooldown=60.0) as (_, api):
         before = await scrape(api)
         key = await api.new_org()
         status_, body, _ = await api.call("POST", "/api/endpoints", key, json={
