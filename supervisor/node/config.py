@@ -32,7 +32,7 @@ class Config:
     migrate: bool = True
     admin_token: str | None = None
     pool_size: int = 50
-    endpoint_concurrency: int = 50
+    endpoint_concurrency: int = 10
     disable_webhook_delivery: bool = False
     db_pool_size: int = 10
     writer_queue: int = 20_000
