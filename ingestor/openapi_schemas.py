@@ -19,7 +19,7 @@ from ingestor.validation import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_NAME
 
 Schema = dict[str, Any]
 
-EVENT_STATUSES = ("pending", "delivered", "failed", "acknowledged")
+EVENT_STATUSES = ("pending", "delivered", "failed", "acknowledged", "cancelled")
 
 
 # -- schema helpers -------------------------------------------------------------------

@@ -34,14 +34,15 @@ ON CONFLICT (org_id) WHERE is_default
 DO UPDATE SET url = EXCLUDED.url, updated_at = now()
 RETURNING (xmax = 0) AS created, secret, """ + ENDPOINT_COLUMNS
 
-# An organization's endpoints, oldest first. $1 organization id.
+# An organization's endpoints, oldest first (deleted ones are gone from the API).
+# $1 organization id.
 LIST_ENDPOINTS = "SELECT " + ENDPOINT_COLUMNS + """
-FROM endpoints WHERE org_id = $1 ORDER BY created_at, id
+FROM endpoints WHERE org_id = $1 AND deleted_at IS NULL ORDER BY created_at, id
 """
 
 # One endpoint. $1 endpoint id, $2 organization id.
 ENDPOINT_BY_ID = "SELECT " + ENDPOINT_COLUMNS + """
-FROM endpoints WHERE id = $1 AND org_id = $2
+FROM endpoints WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL
 """
 
 # Changes the fields named in $3 and leaves the others as they are, so a null given
@@ -59,12 +60,37 @@ UPDATE endpoints SET
                                  THEN $7::integer ELSE rate_limit_per_second END,
     ordered = CASE WHEN 'ordered' = ANY($3::text[]) THEN $8::boolean ELSE ordered END,
     updated_at = now()
-WHERE id = $1 AND org_id = $2
+WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL
 RETURNING """ + ENDPOINT_COLUMNS
 
-# Deletes an endpoint; its deliveries and their attempts go with it (ON DELETE CASCADE).
-# $1 endpoint id, $2 organization id.
-DELETE_ENDPOINT = "DELETE FROM endpoints WHERE id = $1 AND org_id = $2 RETURNING id"
+# Deletes an endpoint. The row stays, without its secrets and hidden from the API, so
+# its deliveries keep naming it; its undelivered deliveries, those in flight included,
+# are cancelled (clearing lease_token fences off their late outcomes). Routing that
+# raced with this may still add one: the Rescuer cancels those.
+# $1 endpoint id, $2 organization id. Returns no row for an unknown endpoint, else the
+# events of the cancelled deliveries (to settle).
+DELETE_ENDPOINT = """
+WITH gone AS (
+    UPDATE endpoints
+    SET deleted_at = now(), enabled = false, is_default = false, secret = '',
+        previous_secret = NULL, previous_secret_until = NULL, updated_at = now()
+    WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL
+    RETURNING id
+), cancelled AS (
+    UPDATE deliveries AS d
+    SET status = 'cancelled', last_error = 'endpoint deleted', next_attempt_at = now(),
+        locked_until = NULL, locked_by = NULL, lease_token = NULL, updated_at = now()
+    FROM gone
+    WHERE d.endpoint_id = gone.id AND d.status IN ('pending', 'in_flight', 'failed')
+    RETURNING d.event_id
+)
+SELECT ARRAY(SELECT DISTINCT event_id FROM cancelled ORDER BY event_id) AS events
+FROM gone
+"""
+
+# Settles events whose deliveries are all final (sql/004's function, which locks the
+# events first so concurrent settlers agree). $1 event ids.
+SETTLE_EVENTS = "SELECT triggerd_settle_events($1::uuid[])"
 
 # Rotates the signing secret: the old one keeps signing beside the new one for 24 h.
 # $1 endpoint id, $2 organization id, $3 new secret. On the right of SET, `secret` is
@@ -73,7 +99,7 @@ ROTATE_SECRET = """
 UPDATE endpoints
 SET previous_secret = secret, previous_secret_until = now() + interval '24 hours',
     secret = $3, updated_at = now()
-WHERE id = $1 AND org_id = $2
+WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL
 RETURNING secret, previous_secret_until, """ + ENDPOINT_COLUMNS
 
 # Enables an endpoint, closes its breaker and restarts its auto-disable clock.
@@ -83,7 +109,7 @@ UPDATE endpoints
 SET enabled = true, disabled_reason = NULL, disabled_at = NULL, consecutive_failures = 0,
     breaker_open_until = NULL, breaker_cooldown_s = NULL, last_success_at = now(),
     updated_at = now()
-WHERE id = $1 AND org_id = $2
+WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL
 RETURNING """ + ENDPOINT_COLUMNS
 
 # Re-queues one batch of an enabled endpoint's failed and dead deliveries created in
@@ -93,7 +119,7 @@ RETURNING """ + ENDPOINT_COLUMNS
 # Returns no row for an unknown endpoint; `enabled` false means nothing was touched.
 RECOVER_BATCH = """
 WITH target AS (
-    SELECT id, enabled FROM endpoints WHERE id = $1 AND org_id = $2
+    SELECT id, enabled FROM endpoints WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL
 ), batch AS (
     SELECT d.id
     FROM deliveries d JOIN target ON d.endpoint_id = target.id AND target.enabled

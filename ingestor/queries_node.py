@@ -38,8 +38,9 @@ LIMIT $1
 """
 
 # Endpoints that are disabled or whose breaker is open (or half-open), across
-# organizations. $1 how many. The predicate implies endpoints_held's (breaker_cooldown_s
-# and breaker_open_until are set and cleared together), so that small index is used.
+# organizations, deleted ones left out. $1 how many. The predicate implies
+# endpoints_held's (breaker_cooldown_s and breaker_open_until are set and cleared
+# together), so that small index is used.
 ENDPOINTS_HELD = """
 SELECT ep.id, o.name AS org_name, ep.url, ep.enabled, ep.disabled_reason,
        ep.consecutive_failures, ep.breaker_open_until,
@@ -47,7 +48,7 @@ SELECT ep.id, o.name AS org_name, ep.url, ep.enabled, ep.disabled_reason,
             WHEN ep.breaker_open_until > now() THEN 'open'
             ELSE 'half_open' END AS breaker
 FROM endpoints ep JOIN organizations o ON o.id = ep.org_id
-WHERE NOT ep.enabled OR ep.breaker_cooldown_s IS NOT NULL
+WHERE ep.deleted_at IS NULL AND (NOT ep.enabled OR ep.breaker_cooldown_s IS NOT NULL)
 ORDER BY ep.updated_at DESC
 LIMIT $1
 """

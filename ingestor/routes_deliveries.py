@@ -20,7 +20,7 @@ from ingestor.routes_events import INGEST
 
 routes = web.RouteTableDef()
 
-STATUSES = ("pending", "in_flight", "failed", "delivered", "dead_letter")
+STATUSES = ("pending", "in_flight", "failed", "delivered", "dead_letter", "cancelled")
 _MAX_ID = 2**63 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _BAD_CURSOR = "cursor is not valid: pass back a next_cursor from a previous page"

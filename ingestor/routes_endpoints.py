@@ -117,7 +117,10 @@ async def delete_endpoint(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     org, limit = await ingest.admit(request)
     target = endpoint_id(request)
-    _found(await ingest.pool().fetchrow(q.DELETE_ENDPOINT, target, org.id))
+    async with ingest.pool().acquire() as conn, conn.transaction():
+        row = _found(await conn.fetchrow(q.DELETE_ENDPOINT, target, org.id))
+        if row["events"]:
+            await conn.execute(q.SETTLE_EVENTS, row["events"])
     return json_response({"id": str(target), "deleted": True}, headers=limit.headers())
 
 

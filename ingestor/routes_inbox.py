@@ -14,7 +14,7 @@ from ingestor.routes_events import INGEST, event_json, path_event_id
 
 routes = web.RouteTableDef()
 
-INBOX_STATUSES = ("pending", "delivered", "failed")
+INBOX_STATUSES = ("pending", "delivered", "failed", "cancelled")
 MAX_ACK = 1_000
 
 

@@ -27,6 +27,7 @@ import importlib.metadata
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from uuid import UUID
 
 import aiohttp
 import orjson
@@ -59,6 +60,7 @@ class Job:
     url: str
     secrets: tuple[str, ...] = field(repr=False)  # current first, then the previous one
     attempt: int  # this attempt's number, 1-based
+    lease: UUID | None = field(default=None, repr=False)  # the claim's token (its fence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +244,14 @@ def _outcome(job: Job, answer: _Answer, duration_ms: float) -> Outcome:
         kind, error = "http_error", f"HTTP {status} (redirect{where} not followed)"
     else:
         kind, error = "http_error", f"HTTP {status}"
-    body = answer.body.decode("utf-8", errors="replace")
+    body = safe_text(answer.body.decode("utf-8", errors="replace"))
     return Outcome(job, kind, status, duration_ms, error, body, answer.retry_after)
+
+
+def safe_text(text: str) -> str:
+    """`text` as PostgreSQL's text type takes it: a NUL (which it refuses) becomes
+    U+FFFD, like the bytes that were not UTF-8."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _ms_since(started: float) -> float:

@@ -12,9 +12,10 @@ from prometheus_client import Counter, Histogram
 
 from workers.deliverer import Outcome
 
-# Every kind of Outcome (workers/deliverer.py), plus the pool's "deferred" hand-backs.
+# Every kind of Outcome (workers/deliverer.py), plus the pool's "deferred" and
+# "interrupted" hand-backs.
 OUTCOMES = ("delivered", "http_error", "timeout", "connect_error", "blocked", "error",
-            "deferred")
+            "deferred", "interrupted")
 
 EVENTS_ROUTED = Counter(
     "triggerd_events_routed", "Events routed into deliveries by this process's Poller")
@@ -30,16 +31,31 @@ DELIVERY_ATTEMPT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0))
 DEAD_LETTERS = Counter(
     "triggerd_dead_letters", "Deliveries made dead letters by an outcome (attempts exhausted, 410)")
+RESCUED = Counter(
+    "triggerd_deliveries_rescued", "Expired leases returned to the queue by this process's "
+    "Rescuer (or made dead letters at the rescue bound)", ["outcome"])
+OUTCOMES_DISCARDED = Counter(
+    "triggerd_outcomes_discarded", "Outcomes whose lease was no longer current when written "
+    "(rescued, cancelled, or a write applied twice): nothing recorded")
+OUTCOMES_DROPPED = Counter(
+    "triggerd_outcomes_dropped", "Outcomes never written; their leases expire and are rescued",
+    ["reason"])
 BREAKER_OPENED = Counter(
     "triggerd_breaker_opened", "Endpoint circuit breakers opened (a failed probe not counted)")
 
+# Why an outcome is dropped: the result queue was full, the ResultWriter was restarting,
+# the database refused the row (a bug: logged at ERROR), or stayed away past the write
+# timeout.
+DROP_REASONS = ("queue_full", "writer_down", "refused", "gave_up")
+
 # Bound once: a label look-up per attempt would take the metric's lock twice.
 _ATTEMPTS = {kind: DELIVERY_ATTEMPTS.labels(kind) for kind in OUTCOMES}
+OUTCOMES_DROPPED_BY = {reason: OUTCOMES_DROPPED.labels(reason) for reason in DROP_REASONS}
 
 
 def attempted(outcome: Outcome) -> None:
     """Counts one outcome of the pool, and times it unless it was deferred."""
     counter = _ATTEMPTS.get(outcome.kind)
     (counter or DELIVERY_ATTEMPTS.labels(outcome.kind)).inc()
-    if outcome.kind != "deferred":
+    if outcome.kind not in ("deferred", "interrupted"):
         DELIVERY_ATTEMPT_SECONDS.observe(outcome.duration_ms / 1000.0)

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from supervisor import Process
+from triggerd_sql.faults import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ class Notifier(Process):
                 self._conn = await asyncpg.connect(self._dsn(), timeout=5)
                 self._conn.add_termination_listener(lambda _conn: _settle(lost))
                 await self._conn.add_listener(CHANNEL, self._notified)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
                 log.warning("LISTEN connection failed (%s); retrying in %.1fs", exc, delay)
                 await self._close()
                 await asyncio.sleep(delay)

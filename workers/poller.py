@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from supervisor import PeriodicActor
+from triggerd_sql.faults import is_transient
 from workers import metrics, queries
 from workers.deliverer import Job
 from workers.pool import Claimed, DeliveryPool
@@ -52,7 +53,9 @@ class Poller(PeriodicActor):
                 more = await self._route_events()
             if self._delivery_pool is not None:
                 more = await self._claim() or more
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             self._failures += 1
             if self._failures == 1 or self._failures % 20 == 0:
                 log.warning("poll skipped (%d in a row): %s", self._failures, exc)
@@ -125,4 +128,4 @@ def _job(row: Any) -> Job:
     return Job(delivery_id=row["id"], event_id=row["event_id"], event_type=row["type"],
                payload=row["payload"], created_at=row["created_at"],
                endpoint_id=row["endpoint_id"], url=row["url"], secrets=secrets,
-               attempt=row["attempts"])
+               attempt=row["attempts"], lease=row["lease_token"])

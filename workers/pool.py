@@ -21,7 +21,8 @@ from supervisor import Actor
 from workers import metrics
 from workers.deliverer import Deliverer, Job, Outcome
 
-DEFERRED = "deferred"
+DEFERRED = "deferred"  # handed back by this node's limits: spends no attempt
+INTERRUPTED = "interrupted"  # cut short by a stop or crash: refunded, counted as a rescue
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +69,8 @@ class EndpointLimits:
             self._in_flight.pop(endpoint_id, None)
 
 
-def deferred(job: Job, wait: float, reason: str) -> Outcome:
-    return Outcome(job=job, kind=DEFERRED, status=None, duration_ms=0.0, error=reason,
+def deferred(job: Job, wait: float, reason: str, kind: str = DEFERRED) -> Outcome:
+    return Outcome(job=job, kind=kind, status=None, duration_ms=0.0, error=reason,
                    body=None, retry_after=wait)
 
 
@@ -101,7 +102,9 @@ class DeliveryPool(Actor[Claimed]):
     def free_slots(self) -> int:
         """How many more deliveries this node may lease. An attempt whose outcome is not
         yet recorded still holds its lease, so it still counts: a node never holds more
-        than `size` leases, which bounds the duplicates a crash can cause."""
+        than `size` leases, which bounds the duplicates a crash can cause. (A claim
+        handed to the mailbox is counted there; `_busy` from the moment a worker takes
+        it; `unrecorded` from the moment its outcome is reported.)"""
         return max(0, self.size - self._busy - self.mailbox.qsize() - self._unrecorded())
 
     async def run(self) -> None:
@@ -158,9 +161,10 @@ class DeliveryPool(Actor[Claimed]):
     async def terminate(self, reason: BaseException | None) -> None:
         """Hands back what was claimed but not finished, so it is requeued at once rather
         than when its lease ends. An attempt cut short by a crash may have reached the
-        receiver: that is the at-least-once duplicate."""
+        receiver: that is the at-least-once duplicate. It counts as a rescue, so an
+        attempt that crashes its worker every time ends as a dead letter."""
         for job in self._attempting.values():
-            self._send(deferred(job, 0.0, "attempt interrupted"))
+            self._send(deferred(job, 0.0, "attempt interrupted", INTERRUPTED))
         self._attempting.clear()
         while not self.mailbox.empty():
             claimed = self.mailbox.get_nowait()

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import asyncpg
 
 from supervisor import PeriodicActor
+from triggerd_sql.faults import is_transient
 from workers import queries
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ class Pruner(PeriodicActor):
                 total += count
                 if count < BATCH:
                     break
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             log.warning("pruning skipped: %s", exc)
         if total:
             self.pruned += total

@@ -3,18 +3,18 @@
 Each query starts with its purpose and what each $n is.
 """
 
-# Routes a batch of unrouted events in one statement: claims them over the
-# events_unrouted partial index (SKIP LOCKED, so pollers on several nodes never take
-# the same event), marks them routed, and creates one delivery per matching enabled
-# endpoint. A crash before commit leaves the events unrouted, so routing may commit
+# Routes a batch of unrouted events in one statement: claims them in acceptance order
+# over the events_unrouted partial index (SKIP LOCKED, so pollers on several nodes never
+# take the same event), marks them routed, and creates one delivery per matching enabled
+# endpoint, carrying the event's seq (an ordered endpoint's order). A crash before commit leaves the events unrouted, so routing may commit
 # asynchronously (synchronous_commit off) without risking a loss.
 # $1 batch size. Returns the events routed and the deliveries created.
 ROUTE_EVENTS = """
 WITH claimed AS (
-    SELECT id, org_id, type
+    SELECT id, org_id, type, seq
     FROM events
     WHERE routed_at IS NULL
-    ORDER BY id
+    ORDER BY seq
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 ),
@@ -25,8 +25,8 @@ routed AS (
     RETURNING events.id
 ),
 fanout AS (
-    INSERT INTO deliveries (event_id, endpoint_id, org_id)
-    SELECT claimed.id, endpoint.id, claimed.org_id
+    INSERT INTO deliveries (event_id, endpoint_id, org_id, event_seq)
+    SELECT claimed.id, endpoint.id, claimed.org_id, claimed.seq
     FROM claimed
     JOIN endpoints AS endpoint ON endpoint.org_id = claimed.org_id AND endpoint.enabled
     WHERE endpoint.event_types IS NULL
@@ -34,7 +34,7 @@ fanout AS (
            SELECT 1 FROM unnest(endpoint.event_types) AS pattern
            WHERE pattern = claimed.type
               OR (right(pattern, 2) = '.*' AND starts_with(claimed.type, left(pattern, -1))))
-    ORDER BY claimed.id
+    ORDER BY claimed.seq
     ON CONFLICT (event_id, endpoint_id) DO NOTHING
     RETURNING 1
 )
@@ -43,20 +43,24 @@ SELECT (SELECT count(*) FROM routed) AS events, (SELECT count(*) FROM fanout) AS
 
 # The endpoints a claim treats apart: disabled or breaker open (nothing goes), ordered
 # or breaker half-open (only the head goes: `open_for_one`). Usually none or a few;
-# endpoints_held indexes them. No parameters.
+# endpoints_held indexes them (deleted endpoints have no open deliveries left).
+# No parameters.
 HELD_ENDPOINTS = """
 SELECT id, enabled AND coalesce(breaker_open_until <= now(), true) AS open_for_one
 FROM endpoints
-WHERE NOT enabled OR ordered OR breaker_cooldown_s IS NOT NULL
+WHERE deleted_at IS NULL AND (NOT enabled OR ordered OR breaker_cooldown_s IS NOT NULL)
 """
 
 # Claims due deliveries for this node's free workers and leases them (locked_until), so
-# no other node takes them until the lease ends. The attempt is counted here.
+# no other node takes them until the lease ends. Each claim draws a new lease_token:
+# only an outcome carrying it may settle the delivery. The attempt is counted here.
 # `regular` is an ordered walk of the deliveries_due index that stops after $1 rows; the
 # held endpoints are excluded by a parameter array, which the planner estimates well
 # (computing them in the same statement makes it sort the whole queue instead).
 # `heads` takes, for each endpoint open for one attempt, its oldest undelivered
-# delivery, if it is due and not already in flight.
+# delivery in acceptance order (event_seq), if it is due, not already in flight, and no
+# event accepted before it is still unrouted (that event's delivery may have to go
+# first; the check reads the first entry of events_unrouted).
 # $1 how many (free workers), $2 lease in seconds, $3 this node's name,
 # $4 held endpoint ids, $5 those of them open for one attempt.
 CLAIM_DELIVERIES = """
@@ -73,13 +77,15 @@ heads AS (
     SELECT delivery.id, delivery.next_attempt_at, delivery.event_id
     FROM unnest($5::uuid[]) AS held (id)
     CROSS JOIN LATERAL (
-        SELECT id, status, next_attempt_at FROM deliveries
+        SELECT id, status, next_attempt_at, event_seq FROM deliveries
         WHERE endpoint_id = held.id AND status IN ('pending', 'in_flight', 'failed')
-        ORDER BY event_id
+        ORDER BY event_seq NULLS FIRST, event_id
         LIMIT 1
     ) AS head
     JOIN deliveries AS delivery ON delivery.id = head.id
     WHERE head.status <> 'in_flight' AND head.next_attempt_at <= now()
+      AND NOT EXISTS (SELECT 1 FROM events AS earlier
+                      WHERE earlier.routed_at IS NULL AND earlier.seq < head.event_seq)
     FOR UPDATE OF delivery SKIP LOCKED
 ),
 due AS (
@@ -89,38 +95,46 @@ due AS (
 )
 UPDATE deliveries AS delivery
 SET status = 'in_flight', attempts = delivery.attempts + 1,
-    locked_until = now() + make_interval(secs => $2), locked_by = $3, updated_at = now()
+    locked_until = now() + make_interval(secs => $2), locked_by = $3,
+    lease_token = gen_random_uuid(), updated_at = now()
 FROM due, events AS event, endpoints AS endpoint
 WHERE delivery.id = due.id AND event.id = delivery.event_id
-  AND endpoint.id = delivery.endpoint_id
+  AND endpoint.id = delivery.endpoint_id AND endpoint.deleted_at IS NULL
 RETURNING delivery.id, delivery.event_id::text AS event_id, delivery.endpoint_id::text AS endpoint_id,
-          delivery.attempts, event.type, event.payload::text AS payload, event.created_at,
+          delivery.attempts, delivery.lease_token, event.type, event.payload::text AS payload, event.created_at,
           endpoint.url, endpoint.secret, endpoint.rate_limit_per_second,
           CASE WHEN endpoint.previous_secret_until > now() THEN endpoint.previous_secret END
               AS previous_secret
 """
 
-# Records outcomes of a batch of attempts, only for deliveries this node still leases
-# (a lease that expired and was rescued belongs to someone else now).
-# $1 delivery ids, $2 attempt numbers, $3 new statuses, $4 next attempt times,
-# $5 response statuses, $6 errors, $7 this node's name, $8 attempts to refund (0/1: an
-# attempt deferred by this node's own limits spends nothing).
-# Returns the ids updated.
+# Records outcomes of a batch of attempts, fenced by lease: a delivery changes only
+# while it is in flight under the very claim the outcome was made for (a lease that
+# expired and was rescued, a delivery cancelled since, or a write applied twice match
+# no row). An interrupted attempt counts a rescue; at $2 rescues it is a dead letter.
+# $1 delivery ids, $2 the rescue bound, $3 lease tokens, $4 new statuses, $5 next attempt
+# times, $6 response statuses, $7 errors, $8 attempts to refund (0/1: an attempt deferred
+# or interrupted spends nothing), $9 rescues to count (0/1: an interrupted attempt).
+# Returns each delivery changed, with its new status and its event.
 FINISH_DELIVERIES = """
 UPDATE deliveries AS delivery
-SET status = outcome.status,
+SET status = CASE WHEN outcome.rescue = 1 AND delivery.rescues + 1 >= $2 THEN 'dead_letter'
+                  ELSE outcome.status END,
     next_attempt_at = coalesce(outcome.next_at, delivery.next_attempt_at),
     response_status = coalesce(outcome.response_status, delivery.response_status),
-    last_error = outcome.error,
+    last_error = CASE WHEN outcome.rescue = 1 AND delivery.rescues + 1 >= $2
+                      THEN 'rescued ' || (delivery.rescues + 1) || ' times: its attempts '
+                           || 'never completed (' || coalesce(outcome.error, '') || ')'
+                      ELSE outcome.error END,
     delivered_at = CASE WHEN outcome.status = 'delivered' THEN now() END,
     attempts = delivery.attempts - outcome.refund,
-    locked_until = NULL, locked_by = NULL, updated_at = now()
-FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[],
-            $8::int[])
-     AS outcome (id, attempt, status, next_at, response_status, error, refund)
+    rescues = delivery.rescues + outcome.rescue,
+    locked_until = NULL, locked_by = NULL, lease_token = NULL, updated_at = now()
+FROM unnest($1::bigint[], $3::uuid[], $4::text[], $5::timestamptz[], $6::int[], $7::text[],
+            $8::int[], $9::int[])
+     AS outcome (id, token, status, next_at, response_status, error, refund, rescue)
 WHERE delivery.id = outcome.id AND delivery.status = 'in_flight'
-  AND delivery.locked_by = $7 AND delivery.attempts = outcome.attempt
-RETURNING delivery.id
+  AND delivery.lease_token = outcome.token
+RETURNING delivery.id, delivery.status, delivery.event_id
 """
 
 # Stores attempts. $1 delivery ids, $2 attempt numbers, $3 response statuses,
@@ -178,23 +192,17 @@ WHERE endpoint.id = u.id AND endpoint.enabled
 RETURNING endpoint.id::text AS id, endpoint.url, endpoint.disabled_reason
 """
 
-# Settles events whose deliveries are all final: 'delivered' when every one was,
-# 'failed' when one ended in the dead-letter queue. $1 event ids.
-SETTLE_EVENTS = """
-UPDATE events AS event
-SET status = CASE WHEN settled.dead THEN 'failed' ELSE 'delivered' END
-FROM (
-    SELECT event_id, bool_or(status = 'dead_letter') AS dead
-    FROM deliveries
-    WHERE event_id = ANY($1::uuid[])
-    GROUP BY event_id
-    HAVING bool_and(status IN ('delivered', 'dead_letter'))
-) AS settled
-WHERE event.id = settled.event_id AND event.acknowledged_at IS NULL
-"""
+# Settles events whose deliveries are all final (the function of sql/004: it locks the
+# events first, so concurrent writers settle exactly). $1 event ids. Returns how many
+# events changed.
+SETTLE_EVENTS = "SELECT triggerd_settle_events($1::uuid[])"
 
-# Returns expired leases (their node died mid-attempt) to the queue, refunding the
-# attempt: the receiver was not at fault. $1 batch size. Returns how many.
+# Returns expired leases (their node died mid-attempt, or could not record the outcome)
+# to the queue, refunding the attempt: the receiver was not at fault. Each rescue is
+# counted; at $2 rescues the delivery is a dead letter instead (an attempt that kills or
+# hangs its node must not come back forever). Clearing lease_token fences off a late
+# outcome of the expired lease. $1 batch size, $2 the rescue bound.
+# Returns each delivery moved, with its new status and its event.
 RESCUE_LEASES = """
 WITH expired AS (
     SELECT id FROM deliveries
@@ -204,17 +212,24 @@ WITH expired AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE deliveries AS delivery
-SET status = CASE WHEN delivery.attempts > 1 THEN 'failed' ELSE 'pending' END,
-    attempts = delivery.attempts - 1, next_attempt_at = now(),
-    locked_until = NULL, locked_by = NULL,
-    last_error = 'lease expired: the node delivering it stopped', updated_at = now()
+SET status = CASE WHEN delivery.rescues + 1 >= $2 THEN 'dead_letter'
+                  WHEN delivery.attempts > 1 THEN 'failed' ELSE 'pending' END,
+    attempts = delivery.attempts - 1, rescues = delivery.rescues + 1, next_attempt_at = now(),
+    locked_until = NULL, locked_by = NULL, lease_token = NULL, updated_at = now(),
+    last_error = CASE WHEN delivery.rescues + 1 >= $2
+                      THEN 'rescued ' || (delivery.rescues + 1) || ' times: its attempts never '
+                           || 'completed (the node delivering it stopped or hung each time)'
+                      ELSE 'lease expired: the node delivering it stopped' END
 FROM expired
 WHERE delivery.id = expired.id
+RETURNING delivery.id, delivery.status, delivery.event_id
 """
 
-# Dead-letters the undelivered deliveries of disabled endpoints, in bounded batches.
-# $1 batch size. Returns the endpoint of each delivery moved.
-DEAD_LETTER_DISABLED = """
+# Ends the undelivered deliveries of disabled endpoints (dead letters, with the reason)
+# and of deleted ones (cancelled: a routing statement that ran as the endpoint was
+# deleted may have added one), in bounded batches. $1 batch size.
+# Returns the event of each delivery moved, and whether it was cancelled.
+END_HELD_DELIVERIES = """
 WITH doomed AS (
     SELECT delivery.id
     FROM deliveries AS delivery
@@ -224,11 +239,14 @@ WITH doomed AS (
     FOR UPDATE OF delivery SKIP LOCKED
 )
 UPDATE deliveries AS delivery
-SET status = 'dead_letter', next_attempt_at = now(), updated_at = now(),
-    last_error = 'endpoint disabled: ' || coalesce(endpoint.disabled_reason, 'disabled')
+SET status = CASE WHEN endpoint.deleted_at IS NULL THEN 'dead_letter' ELSE 'cancelled' END,
+    next_attempt_at = now(), updated_at = now(),
+    last_error = CASE WHEN endpoint.deleted_at IS NULL
+                      THEN 'endpoint disabled: ' || coalesce(endpoint.disabled_reason, 'disabled')
+                      ELSE 'endpoint deleted' END
 FROM doomed, endpoints AS endpoint
 WHERE delivery.id = doomed.id AND endpoint.id = delivery.endpoint_id
-RETURNING delivery.event_id
+RETURNING delivery.event_id, delivery.status = 'cancelled' AS cancelled
 """
 
 # Endpoints without a success for too long, that have been failing. $1 seconds.

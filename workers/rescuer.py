@@ -1,9 +1,11 @@
 """Rescuer: the periodic sweep that keeps nothing stuck.
 
 Each tick, in bounded batches: returns expired leases to the queue (a node died
-mid-attempt; the attempt is refunded), dead-letters the undelivered deliveries of
-disabled endpoints, and disables endpoints that have had no success for
-TRIGGERD_DISABLE_AFTER while failing. A database error skips the tick.
+mid-attempt; the attempt is refunded, the rescue counted, and at `max_rescues` the
+delivery is a dead letter instead), ends the undelivered deliveries of disabled
+endpoints (dead letters) and deleted ones (cancelled), settles their events, and
+disables endpoints that have had no success for TRIGGERD_DISABLE_AFTER while failing.
+A transient database error skips the tick.
 
 Messages: `Tick`. Restart: permanent.
 """
@@ -17,7 +19,9 @@ from collections.abc import Callable
 import asyncpg
 
 from supervisor import PeriodicActor
-from workers import queries
+from supervisor.throttle import Throttle
+from triggerd_sql.faults import is_transient
+from workers import metrics, queries
 from workers.alerter import Alert
 
 log = logging.getLogger(__name__)
@@ -28,42 +32,57 @@ MAX_BATCHES = 20  # per tick: the rest waits for the next one
 
 class Rescuer(PeriodicActor):
     def __init__(self, pool: Callable[[], asyncpg.Pool], alert: Callable[[Alert], None], *,
-                 interval: float = 5.0, disable_after: float = 5 * 86_400.0) -> None:
+                 interval: float = 5.0, disable_after: float = 5 * 86_400.0,
+                 max_rescues: int = 3) -> None:
         super().__init__(interval=interval, name="Rescuer")
         self._pool = pool
         self._alert = alert
         self._disable_after = disable_after
+        self._max_rescues = max_rescues
+        self._warn = Throttle(30.0)
 
     async def tick(self) -> None:
         started = time.perf_counter()
         try:
-            rescued = await self._batches(queries.RESCUE_LEASES)
-            dead = await self._dead_letter_disabled()
+            rescued = await self._rescue()
+            ended = await self._end_held()
             disabled = await self._disable_stale()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            log.warning("maintenance tick skipped: %s", exc)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._warn.log(log, logging.WARNING, "maintenance tick skipped: %s", exc)
             return
-        if rescued or dead or disabled:
-            log.info("rescued=%d dead_lettered=%d disabled=%d took_ms=%.1f", rescued, dead,
+        if rescued or ended or disabled:
+            log.info("rescued=%d ended=%d disabled=%d took_ms=%.1f", rescued, ended,
                      disabled, (time.perf_counter() - started) * 1000)
 
-    async def _batches(self, query: str) -> int:
-        total = 0
-        for _ in range(MAX_BATCHES):
-            status = await self._pool().execute(query, BATCH)
-            count = int(status.rpartition(" ")[2])
-            total += count
-            if count < BATCH:
-                break
-        return total
-
-    async def _dead_letter_disabled(self) -> int:
+    async def _rescue(self) -> int:
         total = 0
         for _ in range(MAX_BATCHES):
             async with self._pool().acquire() as conn, conn.transaction():
-                rows = await conn.fetch(queries.DEAD_LETTER_DISABLED, BATCH)
+                rows = await conn.fetch(queries.RESCUE_LEASES, BATCH, self._max_rescues)
+                dead = [r["event_id"] for r in rows if r["status"] == "dead_letter"]
+                if dead:
+                    await conn.execute(queries.SETTLE_EVENTS, sorted(set(dead)))
+            metrics.RESCUED.labels("requeued").inc(len(rows) - len(dead))
+            metrics.RESCUED.labels("dead_letter").inc(len(dead))
+            metrics.DEAD_LETTERS.inc(len(dead))
+            if dead:
+                log.warning("%d deliveries made dead letters after %d rescues", len(dead),
+                            self._max_rescues)
+            total += len(rows)
+            if len(rows) < BATCH:
+                break
+        return total
+
+    async def _end_held(self) -> int:
+        total = 0
+        for _ in range(MAX_BATCHES):
+            async with self._pool().acquire() as conn, conn.transaction():
+                rows = await conn.fetch(queries.END_HELD_DELIVERIES, BATCH)
                 if rows:
-                    await conn.execute(queries.SETTLE_EVENTS, [r["event_id"] for r in rows])
+                    await conn.execute(queries.SETTLE_EVENTS,
+                                       sorted({r["event_id"] for r in rows}))
             total += len(rows)
             if len(rows) < BATCH:
                 break

@@ -1,12 +1,20 @@
 """ResultWriter: records delivery outcomes in batches, and what follows from them.
 
-Outcomes queue in the mailbox; each round takes what is there (up to 500) and, in
-one transaction: finishes the deliveries this node still leases, stores the attempts,
-folds the outcomes into each endpoint's health (circuit breaker, 410 disables) and
-settles events whose deliveries are all final; up to two such writes overlap. Writes
-retry with backoff, in tasks of their own, for up to five minutes, so neither a PostgreSQL restart nor a shutdown
-drops an outcome: a write that lands once PostgreSQL is back avoids a duplicate, and one
-whose lease was rescued meanwhile is ignored (the delivery is no longer ours).
+Outcomes queue in the mailbox; each round takes what is there (up to 500) and, in one
+transaction: finishes the deliveries whose lease the outcome was made under (fenced by
+the claim's token), and for those only stores the attempts, folds them into each
+endpoint's health (circuit breaker, 410 disables) and settles the events whose
+deliveries are all final. Up to two such writes overlap.
+
+Every effect hangs on the fenced update, so a write applied twice (its commit was lost
+to the client, then retried) or made for a lease that expired, was rescued or cancelled
+changes nothing: no second attempt row, health change or alert. Such outcomes are
+counted as discarded.
+
+A transient database failure (triggerd_sql.faults) is retried with backoff, in a task of
+its own, for up to `write_timeout`. Any other failure is a poison row: the batch is
+split until the row is found, the rest commit at once, and the row is logged at ERROR,
+counted, and left to its lease (the Rescuer requeues it; rescues are bounded).
 
 Messages: `Outcome`. Restart: permanent.
 """
@@ -19,38 +27,45 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import asyncpg
 
 from supervisor import Actor
+from supervisor.throttle import Throttle
+from triggerd_sql.faults import is_transient
 from workers import metrics, queries
 from workers.alerter import Alert
 from workers.breaker import Breaker, HealthRow
-from workers.deliverer import Outcome
-from workers.pool import DEFERRED
+from workers.deliverer import Outcome, safe_text
+from workers.pool import DEFERRED, INTERRUPTED
 from workers.schedule import RetrySchedule
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 LINGER_S = 0.002
+ERROR_LIMIT = 2_000  # characters of an error message kept
 GONE_REASON = "the receiver answered 410 Gone"
+FINAL = frozenset({"delivered", "dead_letter"})
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What an outcome does to its delivery."""
+    """What an outcome asks of its delivery (the fenced update may still refuse it)."""
 
     status: str
     next_at: datetime | None
     refund: int
+    rescue: int = 0
 
 
 class ResultWriter(Actor[Outcome]):
     def __init__(self, pool: Callable[[], asyncpg.Pool], node_name: str,
                  schedule: RetrySchedule, breaker: Breaker,
                  alert: Callable[[Alert], None], *, write_timeout: float = 300.0,
-                 recorded: Callable[[], None] = lambda: None, concurrency: int = 2) -> None:
+                 recorded: Callable[[], None] = lambda: None, concurrency: int = 2,
+                 max_rescues: int = 3) -> None:
         super().__init__(name="ResultWriter", mailbox_size=10_000)
         self._pool = pool
         self._node = node_name
@@ -58,11 +73,13 @@ class ResultWriter(Actor[Outcome]):
         self._breaker = breaker
         self._alert = alert
         self._write_timeout = write_timeout
+        self._max_rescues = max_rescues
         self.written = 0
-        self._writing = 0
+        self._unrecorded = 0
         self._recorded = recorded
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._warn = Throttle(10.0)
 
     def report(self, outcome: Outcome) -> None:
         """Called by the pool's workers; never blocks them."""
@@ -71,12 +88,15 @@ class ResultWriter(Actor[Outcome]):
         except asyncio.QueueFull:
             # Only while PostgreSQL has been away for long: the lease expires and the
             # Rescuer requeues the delivery.
-            log.warning("outcome of delivery %d dropped: result queue full",
-                        outcome.job.delivery_id)
+            metrics.OUTCOMES_DROPPED_BY["queue_full"].inc()
+            self._warn.log(log, logging.WARNING, "outcome of delivery %d dropped: result "
+                           "queue full", outcome.job.delivery_id)
+            return
+        self._unrecorded += 1
 
     def unrecorded(self) -> int:
-        """Outcomes received but not yet committed (their leases are still held)."""
-        return self.mailbox.qsize() + self._writing
+        """Outcomes received and not yet written or given up (their leases are held)."""
+        return self._unrecorded
 
     async def handle(self, message: Outcome) -> None:
         await self._slots.acquire()
@@ -86,15 +106,14 @@ class ResultWriter(Actor[Outcome]):
         batch = [message]
         while len(batch) < MAX_BATCH and not self.mailbox.empty():
             batch.append(self.mailbox.get_nowait())
-        self._writing += len(batch)
         # A task of its own: cancelling the actor does not cut a write short.
-        task = asyncio.create_task(self._write_with_retry(batch), name="ResultWriter.write")
+        task = asyncio.create_task(self._record(batch), name="ResultWriter.write")
         self._tasks.add(task)
         task.add_done_callback(lambda done: self._written(done, len(batch)))
 
     def _written(self, task: asyncio.Task[None], count: int) -> None:
         self._tasks.discard(task)
-        self._writing -= count
+        self._unrecorded -= count
         self._slots.release()
         self._recorded()  # their leases are settled: the pool has room again
 
@@ -105,7 +124,24 @@ class ResultWriter(Actor[Outcome]):
         while not self.mailbox.empty():
             rest.append(self.mailbox.get_nowait())
         if rest:
-            await self._write_with_retry(rest)
+            await self._record(rest)
+            self._unrecorded -= len(rest)
+
+    async def _record(self, batch: list[Outcome]) -> None:
+        """Writes `batch`; a poison row is isolated by halving, the rest is written."""
+        try:
+            await self._write_with_retry(batch)
+        except Exception as exc:  # not transient: find the row PostgreSQL refuses
+            if len(batch) > 1:
+                middle = len(batch) // 2
+                await self._record(batch[:middle])
+                await self._record(batch[middle:])
+                return
+            job = batch[0].job
+            metrics.OUTCOMES_DROPPED_BY["refused"].inc()
+            log.error("outcome of delivery %d (event %s, endpoint %s, attempt %d) refused by "
+                      "the database, left to its lease: %s: %s", job.delivery_id,
+                      job.event_id, job.endpoint_id, job.attempt, type(exc).__name__, exc)
 
     async def _write_with_retry(self, batch: list[Outcome]) -> None:
         deadline = time.monotonic() + self._write_timeout
@@ -114,13 +150,16 @@ class ResultWriter(Actor[Outcome]):
             try:
                 await self._write(batch)
                 return
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
                 if time.monotonic() + delay > deadline:
+                    metrics.OUTCOMES_DROPPED_BY["gave_up"].inc(len(batch))
                     log.error("dropping %d outcomes after %s: their leases will expire and "
                               "the Rescuer requeues them", len(batch), exc)
                     return
-                if delay >= 1.0 or delay == 0.05:
-                    log.warning("writing %d outcomes failed (%s); retrying", len(batch), exc)
+                self._warn.log(log, logging.WARNING, "writing %d outcomes failed (%s); "
+                               "retrying", len(batch), exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
@@ -128,44 +167,56 @@ class ResultWriter(Actor[Outcome]):
         started = time.perf_counter()
         now = datetime.now(timezone.utc)
         decisions = [self._decide(o, now) for o in batch]
-        attempts = [(o, d) for o, d in zip(batch, decisions) if o.kind != DEFERRED]
+        errors = [_clean(o.error, ERROR_LIMIT) for o in batch]
         async with self._pool().acquire() as conn, conn.transaction():
-            await conn.execute(
+            rows = await conn.fetch(
                 queries.FINISH_DELIVERIES,
-                [o.job.delivery_id for o in batch], [o.job.attempt for o in batch],
-                [d.status for d in decisions], [d.next_at for d in decisions],
-                [o.status for o in batch], [o.error for o in batch], self._node,
-                [d.refund for d in decisions])
-            if attempts:
-                await conn.execute(
-                    queries.INSERT_ATTEMPTS,
-                    [o.job.delivery_id for o, _ in attempts], [o.job.attempt for o, _ in attempts],
-                    [o.status for o, _ in attempts], [o.duration_ms for o, _ in attempts],
-                    [o.error for o, _ in attempts], [o.body for o, _ in attempts])
-                alerts = await self._endpoints(conn, [o for o, _ in attempts])
-            else:
-                alerts = []
-            final = [o.job.event_id for o, d in zip(batch, decisions)
-                     if d.status in ("delivered", "dead_letter")]
+                [o.job.delivery_id for o in batch], self._max_rescues,
+                [o.job.lease for o in batch], [d.status for d in decisions],
+                [d.next_at for d in decisions], [o.status for o in batch], errors,
+                [d.refund for d in decisions], [d.rescue for d in decisions])
+            status = {r["id"]: r["status"] for r in rows}
+            done = [o for o in batch if o.job.delivery_id in status]
+            attempts = [o for o in done if o.kind not in (DEFERRED, INTERRUPTED)]
+            alerts = await self._attempts(conn, attempts) if attempts else []
+            final = sorted({r["event_id"] for r in rows if r["status"] in FINAL})
             if final:
                 await conn.execute(queries.SETTLE_EVENTS, final)
-        self.written += len(batch)
+        self.written += len(done)
+        if len(done) < len(batch):
+            metrics.OUTCOMES_DISCARDED.inc(len(batch) - len(done))
+        self._after_commit(done, status, alerts)
+        log.info("recorded outcomes=%d attempts=%d discarded=%d took_ms=%.1f", len(done),
+                 len(attempts), len(batch) - len(done), (time.perf_counter() - started) * 1000)
+
+    def _after_commit(self, done: list[Outcome], status: dict[int, str],
+                      alerts: list[Alert]) -> None:
         metrics.BREAKER_OPENED.inc(sum(1 for a in alerts if a.kind == "breaker_opened"))
-        for outcome, decision in zip(batch, decisions):
-            if decision.status == "dead_letter":
+        for outcome in done:
+            if status[outcome.job.delivery_id] == "dead_letter":
                 metrics.DEAD_LETTERS.inc()
                 alerts.append(Alert.dead_letter(outcome.job.endpoint_id, outcome.job.url,
                                                 outcome.job.event_id, outcome.error))
         for alert in alerts:
             self._alert(alert)
-        log.info("recorded outcomes=%d attempts=%d took_ms=%.1f", len(batch), len(attempts),
-                 (time.perf_counter() - started) * 1000)
+
+    async def _attempts(self, conn: asyncpg.Connection, attempts: list[Outcome]) -> list[Alert]:
+        """Stores the attempts made under a current lease and folds them into health."""
+        await conn.execute(
+            queries.INSERT_ATTEMPTS,
+            [o.job.delivery_id for o in attempts], [o.job.attempt for o in attempts],
+            [o.status for o in attempts], [o.duration_ms for o in attempts],
+            [_clean(o.error, ERROR_LIMIT) for o in attempts],
+            [_clean(o.body, None) for o in attempts])
+        return await self._endpoints(conn, attempts)
 
     def _decide(self, outcome: Outcome, now: datetime) -> Decision:
         job = outcome.job
+        back = "failed" if job.attempt > 1 else "pending"
         if outcome.kind == DEFERRED:
-            back = "failed" if job.attempt > 1 else "pending"
             return Decision(back, now + timedelta(seconds=outcome.retry_after or 0.0), 1)
+        if outcome.kind == INTERRUPTED:
+            return Decision(back, now, 1, rescue=1)
         if outcome.ok:
             return Decision("delivered", None, 0)
         if outcome.gone:
@@ -187,11 +238,10 @@ class ResultWriter(Actor[Outcome]):
             per_endpoint[endpoint] = (True, 0) if outcome.ok else (success, failures + 1)
             if outcome.gone:
                 gone[endpoint] = GONE_REASON
-        ids = list(per_endpoint)
+        ids = sorted(per_endpoint)
         rows = await conn.fetch(queries.ENDPOINT_HEALTH, ids,
                                 [per_endpoint[i][0] for i in ids], [per_endpoint[i][1] for i in ids])
-        health = [HealthRow(r["id"], r["url"], r["consecutive_failures"], r["breaker_cooldown_s"],
-                            bool(r["breaker_due"]), r["success"]) for r in rows]
+        health = [_health(r) for r in rows]
         changes, alerts = self._breaker.decide(health)
         if changes:
             await conn.execute(queries.SET_BREAKERS, list(changes), list(changes.values()))
@@ -202,3 +252,17 @@ class ResultWriter(Actor[Outcome]):
             disabled = await conn.fetch(queries.DISABLE_ENDPOINTS, list(gone), list(gone.values()))
             alerts += [Alert.disabled(r["id"], r["url"], r["disabled_reason"]) for r in disabled]
         return alerts
+
+
+def _health(row: Any) -> HealthRow:
+    return HealthRow(row["id"], row["url"], row["consecutive_failures"],
+                     row["breaker_cooldown_s"], bool(row["breaker_due"]), row["success"])
+
+
+def _clean(text: str | None, limit: int | None) -> str | None:
+    """Text PostgreSQL stores whatever it holds: no NUL, no lone surrogate, bounded."""
+    if text is None:
+        return None
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    return safe_text(text.encode("utf-8", "replace").decode("utf-8"))

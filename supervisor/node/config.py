@@ -39,6 +39,9 @@ class Config:
     writer_max_batch: int = 1_000
     writer_concurrency: int = 3
     commit_timeout: float = 5.0
+    statement_timeout: float = 3.0
+    acquire_timeout: float = 1.0
+    idle_in_transaction_timeout: float = 30.0
     dedup_cache_size: int = 100_000
     dedup_ttl: float = 86_400.0
     key_cache_ttl: float = 0.5
@@ -57,6 +60,7 @@ class Config:
     retention: float = 30 * 86_400.0
     prune_interval: float = 60.0
     route_batch: int = 100
+    max_rescues: int = 3
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -65,7 +69,7 @@ class Config:
             raise ConfigError(f"TRIGGERD_ROLES must be a subset of {sorted(ROLES)}")
         for name in ("pool_size", "db_pool_size", "writer_queue", "writer_max_batch",
                      "writer_concurrency", "dedup_cache_size", "route_batch",
-                     "endpoint_concurrency"):
+                     "endpoint_concurrency", "max_rescues"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_env_name(name)} must be at least 1")
         if self.breaker_threshold < 0:
@@ -74,13 +78,17 @@ class Config:
             parse_durations(self.retry_schedule)
         except ValueError as exc:
             raise ConfigError(f"TRIGGERD_RETRY_SCHEDULE: {exc}") from None
-        for name in ("commit_timeout", "dedup_ttl", "key_cache_ttl", "shutdown_timeout",
+        for name in ("commit_timeout", "statement_timeout", "acquire_timeout",
+                     "idle_in_transaction_timeout", "dedup_ttl", "key_cache_ttl", "shutdown_timeout",
                      "request_timeout", "breaker_cooldown", "disable_after", "poll_interval",
                      "rescue_interval", "retention", "prune_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")
         if self.log_format not in ("auto", "json", "text"):
             raise ConfigError("TRIGGERD_LOG_FORMAT must be auto, json or text")
+        for name in ("statement_timeout", "idle_in_transaction_timeout"):
+            if getattr(self, name) < 0.001:  # PostgreSQL counts in ms, and 0 turns it off
+                raise ConfigError(f"{_env_name(name)} must be at least 1ms")
         if self.writer_concurrency >= self.db_pool_size:
             raise ConfigError("TRIGGERD_WRITER_CONCURRENCY must be below TRIGGERD_DB_POOL_SIZE")
 

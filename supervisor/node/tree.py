@@ -39,6 +39,7 @@ from supervisor import ChildSpec, Process, Strategy, Supervisor
 from supervisor.node.config import Config, parse_durations
 from supervisor.node.database import Database
 from supervisor.node.metrics import NodeCollector, tree_status
+from workers import metrics as worker_metrics
 from workers.alerter import Alert, Alerter
 from workers.breaker import Breaker
 from workers.deliverer import Deliverer, Outcome
@@ -72,7 +73,10 @@ class Node:
         self.config = config
         self.serve_http = serve_http
         self.name = f"{socket.gethostname()}:{os.getpid()}:{config.port}"
-        self.dedup = new_dedup_cache(config.dedup_cache_size, config.dedup_ttl)
+        # A cached dedup key never outlives its event: with a retention shorter than the
+        # dedup window, a 409 would name a pruned event.
+        self.dedup = new_dedup_cache(config.dedup_cache_size,
+                                     min(config.dedup_ttl, config.retention))
         self.keys = KeyStore(self.pool, ttl=config.key_cache_ttl)
         self.limiter = RateLimiter()
         self.subtrees: dict[str, Supervisor] = {}
@@ -144,7 +148,8 @@ class Node:
             ChildSpec("alerter", lambda: Alerter(config.alert_webhook_url), shutdown=6.0),
             ChildSpec("rescuer", lambda: Rescuer(self.pool, self.alert,
                                                  interval=config.rescue_interval,
-                                                 disable_after=config.disable_after)),
+                                                 disable_after=config.disable_after,
+                                                 max_rescues=config.max_rescues)),
             ChildSpec("pruner", lambda: Pruner(self.pool, retention=config.retention,
                                                interval=config.prune_interval)),
         ], intensity=10)
@@ -159,7 +164,8 @@ class Node:
             specs += [
                 ChildSpec("results", lambda: ResultWriter(
                     self.pool, self.name, schedule, breaker, self.alert,
-                    recorded=self._capacity_freed), shutdown=20.0),
+                    recorded=self._capacity_freed, max_rescues=config.max_rescues),
+                    shutdown=20.0),
                 ChildSpec("deliverer", lambda: Deliverer(
                     timeout=config.request_timeout,
                     allow_private=config.allow_private_targets),
@@ -185,7 +191,8 @@ class Node:
         results = self.child("processing", "results", ResultWriter)
         if results is not None:
             results.report(outcome)
-        # else: the lease expires and the Rescuer requeues the delivery
+        else:  # the lease expires and the Rescuer requeues the delivery
+            worker_metrics.OUTCOMES_DROPPED_BY["writer_down"].inc()
 
     def _unrecorded(self) -> int:
         results = self.child("processing", "results", ResultWriter)

@@ -87,7 +87,15 @@ async def test_delete_endpoint(api: Api, db: asyncpg.Connection) -> None:
     await insert_delivery(db, event_id, ep["id"], "failed")
     status, body, _ = await api.call("DELETE", f"/api/endpoints/{ep['id']}", key)
     assert status == 200 and body == {"id": ep["id"], "deleted": True}
-    assert await db.fetchval("SELECT count(*) FROM deliveries") == 0
+    # The delivery stays, visibly cancelled, and its event is settled.
+    row = await db.fetchrow("SELECT status, last_error FROM deliveries")
+    assert (row["status"], row["last_error"]) == ("cancelled", "endpoint deleted")
+    status, event, _ = await api.call("GET", f"/api/events/{event_id}", key)
+    assert event["status"] == "cancelled"
+    assert event["deliveries"][0]["status"] == "cancelled"
+    assert await db.fetchval("SELECT secret FROM endpoints") == ""
+    status, body, _ = await api.call("GET", "/api/endpoints", key)
+    assert body == {"endpoints": []}
     status, _, _ = await api.call("DELETE", f"/api/endpoints/{ep['id']}", key)
     assert status == 404
     status, _, _ = await api.call("GET", f"/api/endpoints/{ep['id']}", key)
