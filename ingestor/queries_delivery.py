@@ -69,28 +69,52 @@ WHERE d.event_id = $1 AND d.org_id = $2
 ORDER BY d.id
 """
 
-# The organization's queue in one pass, plus its attempt outcomes over the last hour.
-# $1 organization id.
+# The organization's queue, reading only bounded index ranges, never its whole history:
+# - `open`: its undelivered deliveries, through its endpoints' deliveries_endpoint_open
+#   ranges (the queue stays small: settled rows leave the index);
+# - `recent`: its latest $2 deliveries by id (deliveries_org), for `completed` and for
+#   the last hour's attempts (delivery_attempts_delivery);
+# - `dead`: its dead letters through deliveries_dead.
+# Each part stops at $2 rows, so a huge backlog costs at most that. $1 organization id,
+# $2 the cap.
 QUEUE_HEALTH = """
-WITH queue AS (
+WITH open AS (
+    -- LATERAL: one index range per endpoint, whatever the planner thinks of the table
+    SELECT d.status, d.next_attempt_at, d.created_at
+    FROM endpoints AS ep
+    CROSS JOIN LATERAL (
+        SELECT status, next_attempt_at, created_at FROM deliveries
+        WHERE endpoint_id = ep.id AND status IN ('pending', 'in_flight', 'failed')
+        LIMIT $2
+    ) AS d
+    WHERE ep.org_id = $1
+    LIMIT $2
+), queue AS (
     SELECT count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now()) AS waiting,
            count(*) FILTER (WHERE status = 'in_flight') AS active,
-           count(*) FILTER (WHERE status = 'delivered') AS completed,
            count(*) FILTER (WHERE status = 'failed') AS failed,
            count(*) FILTER (WHERE status IN ('pending', 'failed')
                               AND next_attempt_at > now()) AS delayed,
-           count(*) FILTER (WHERE status = 'dead_letter') AS dead_letter,
-           count(*) FILTER (WHERE status IN ('pending', 'in_flight', 'failed')) AS depth,
+           count(*) AS depth,
            min(created_at) FILTER (WHERE status IN ('pending', 'failed')) AS oldest
-    FROM deliveries WHERE org_id = $1
+    FROM open
+), recent AS (
+    SELECT id, status FROM deliveries WHERE org_id = $1 ORDER BY id DESC LIMIT $2
 ), last_hour AS (
     SELECT count(*) AS attempts,
            count(*) FILTER (WHERE a.response_status IS NULL
                               OR a.response_status NOT BETWEEN 200 AND 299) AS failures
-    FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
-    WHERE d.org_id = $1 AND a.created_at > now() - interval '1 hour'
+    FROM recent
+    CROSS JOIN LATERAL (
+        SELECT response_status FROM delivery_attempts
+        WHERE delivery_id = recent.id AND created_at > now() - interval '1 hour'
+    ) AS a
 )
 SELECT queue.*, last_hour.*, now() AS at,
+       (SELECT count(*) FROM recent WHERE status = 'delivered') AS completed,
+       (SELECT count(*) FROM (SELECT 1 FROM deliveries
+                              WHERE org_id = $1 AND status = 'dead_letter' LIMIT $2) AS d)
+           AS dead_letter,
        coalesce(extract(epoch FROM now() - queue.oldest), 0)::float8 AS oldest_age_s
 FROM queue, last_hour
 """
