@@ -107,3 +107,26 @@ async def test_receivers_answering_bytes_that_are_not_text(database_url: str,
         for delivery in await db.fetch("SELECT id FROM deliveries"):
             status, detail, _ = await api.call("GET", f"/api/deliveries/{delivery['id']}", key)
             assert status == 200, detail
+
+
+async def test_an_outcome_the_database_refuses_stalls_no_one(database_url: str,
+                                                             db: asyncpg.Connection) -> None:
+    # A constraint of the test's own stands for any permanent refusal of one outcome.
+    await db.execute("ALTER TABLE delivery_attempts ADD CONSTRAINT no_poison "
+                     "CHECK (response_body IS DISTINCT FROM 'poison')")
+    async with receiver() as rx, running(database_url, request_timeout=1.0) as (_, api):
+        poisoned_key, other_key = await api.new_org("poisoned"), await api.new_org("other")
+        await endpoint(api, poisoned_key, rx.url("/poison", _body(b"poison")))
+        await endpoint(api, other_key, rx.url("/other"))
+        poisoned = await post(api, poisoned_key, n=0)
+        others = [await post(api, other_key, n=i) for i in range(20)]
+        await rx.wait_for(lambda: len(rx.at("/other")) == 20, timeout=5.0)
+        await _settle_wait(db, timeout=20.0)  # three leases expire, then it is given up
+        row = await db.fetchrow("SELECT status, rescues, last_error FROM deliveries "
+                                "WHERE event_id = $1", poisoned)
+        assert (row["status"], row["rescues"]) == ("dead_letter", 3), row
+        assert len(rx.at("/poison")) == 3
+        for event_id in others:
+            _, body, _ = await api.call("GET", f"/api/events/{event_id}", other_key)
+            assert body["status"] == "delivered"
+        assert all(count == 1 for (path, _), count in rx.per_event.items() if path == "/other")
