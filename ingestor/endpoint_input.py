@@ -87,7 +87,7 @@ def parse_rate(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RATE:
         raise ApiError(400, f"rate_limit_per_second must be null or an integer from 1 to "
                             f"{MAX_RATE}")
-    return value
+    return int(value)
 
 
 def parse_ordered(value: Any) -> bool:

@@ -22,7 +22,7 @@ def _sql_dir() -> Path:
     checkout = Path(__file__).resolve().parents[2] / "sql"
     if checkout.is_dir():
         return checkout
-    import triggerd_sql  # type: ignore[import-not-found]
+    import triggerd_sql
 
     return Path(next(iter(triggerd_sql.__path__)))
 
