@@ -8,6 +8,7 @@ writer, which is still running), then the writer drains. Restart: permanent.
 from __future__ import annotations
 
 import logging
+import resource
 
 from aiohttp import web
 
@@ -16,6 +17,7 @@ from ingestor import (routes_deliveries, routes_endpoints, routes_events, routes
 from ingestor.context import Ingest
 from ingestor.http import errors
 from ingestor.routes_events import INGEST
+from ingestor.server import GuardedRunner
 from ingestor.validation import MAX_BATCH_BYTES
 from supervisor import Resident
 
@@ -40,18 +42,24 @@ def create_app(ingest: Ingest, *, api: bool = True) -> web.Application:
 
 class HttpAcceptor(Resident):
     def __init__(self, app: web.Application, host: str, port: int,
-                 shutdown_timeout: float = 10.0) -> None:
+                 shutdown_timeout: float = 10.0, *, keepalive_timeout: float = 15.0,
+                 max_connections: int = 4096) -> None:
         super().__init__(name="HttpAcceptor")
         self._app = app
         self._host = host
         self._port = port
         self._shutdown_timeout = shutdown_timeout
+        self._keepalive_timeout = keepalive_timeout
+        self._max_connections = max_connections
         self._runner: web.AppRunner | None = None
 
     async def init(self) -> None:
-        self._runner = web.AppRunner(self._app, access_log=None,
+        _allow_descriptors(self._max_connections + 256)
+        self._runner = GuardedRunner(self._app, access_log=None,
                                      shutdown_timeout=self._shutdown_timeout,
-                                     handle_signals=False)
+                                     handle_signals=False,
+                                     keepalive_timeout=self._keepalive_timeout,
+                                     max_connections=self._max_connections)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
         await site.start()
@@ -60,3 +68,16 @@ class HttpAcceptor(Resident):
     async def terminate(self, reason: BaseException | None) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+def _allow_descriptors(wanted: int) -> None:
+    """Raises the process's open-file limit toward `wanted` (up to the hard limit), so
+    the connection cap, not the descriptor limit, is what a flood of connections meets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        log.info("open-file limit raised from %d to %d", soft, target)
+    if target < wanted:
+        log.warning("open-file limit %d is below the connection cap %d + 256: lower "
+                    "TRIGGERD_HTTP_MAX_CONNECTIONS or raise LimitNOFILE", hard, wanted - 256)

@@ -61,6 +61,9 @@ class Config:
     prune_interval: float = 60.0
     route_batch: int = 100
     max_rescues: int = 3
+    http_keepalive_timeout: float = 15.0
+    http_body_timeout: float = 30.0
+    http_max_connections: int = 4096
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -69,7 +72,7 @@ class Config:
             raise ConfigError(f"TRIGGERD_ROLES must be a subset of {sorted(ROLES)}")
         for name in ("pool_size", "db_pool_size", "writer_queue", "writer_max_batch",
                      "writer_concurrency", "dedup_cache_size", "route_batch",
-                     "endpoint_concurrency", "max_rescues"):
+                     "endpoint_concurrency", "max_rescues", "http_max_connections"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_env_name(name)} must be at least 1")
         if self.breaker_threshold < 0:
@@ -81,7 +84,8 @@ class Config:
         for name in ("commit_timeout", "statement_timeout", "acquire_timeout",
                      "idle_in_transaction_timeout", "dedup_ttl", "key_cache_ttl", "shutdown_timeout",
                      "request_timeout", "breaker_cooldown", "disable_after", "poll_interval",
-                     "rescue_interval", "retention", "prune_interval"):
+                     "rescue_interval", "retention", "prune_interval",
+                     "http_keepalive_timeout", "http_body_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")
         if self.log_format not in ("auto", "json", "text"):

@@ -96,9 +96,8 @@ class Node:
             children.append(ChildSpec("ingest", self._ingest_tree,
                                       shutdown=2 * config.shutdown_timeout + 5))
         elif serve_http:  # health, metrics and the dashboard still answer on PORT
-            children.append(ChildSpec("http", lambda: HttpAcceptor(
-                create_app(self.ingest, api=False), config.host, config.port,
-                config.shutdown_timeout), shutdown=config.shutdown_timeout + 2))
+            children.append(ChildSpec("http", lambda: self._acceptor(api=False),
+                                      shutdown=config.shutdown_timeout + 2))
         self.root = Supervisor(children, strategy=Strategy.REST_FOR_ONE,
                                intensity=3, period=60.0, name="Node")
         self.metrics = self._metrics()
@@ -208,6 +207,13 @@ class Node:
         if poller is not None:
             poller.capacity_freed()
 
+    def _acceptor(self, *, api: bool) -> HttpAcceptor:
+        config = self.config
+        return HttpAcceptor(create_app(self.ingest, api=api), config.host, config.port,
+                            config.shutdown_timeout,
+                            keepalive_timeout=config.http_keepalive_timeout,
+                            max_connections=config.http_max_connections)
+
     def _ingest_tree(self) -> Supervisor:
         config = self.config
         specs = [ChildSpec("writer", lambda: EventWriter(
@@ -215,7 +221,6 @@ class Node:
             max_batch=config.writer_max_batch, concurrency=config.writer_concurrency),
             shutdown=config.shutdown_timeout)]
         if self.serve_http:
-            specs.append(ChildSpec("http", lambda: HttpAcceptor(
-                create_app(self.ingest), config.host, config.port, config.shutdown_timeout),
-                shutdown=config.shutdown_timeout + 2))
+            specs.append(ChildSpec("http", lambda: self._acceptor(api=True),
+                                   shutdown=config.shutdown_timeout + 2))
         return self._subtree("ingest", specs, intensity=10)
