@@ -2,9 +2,10 @@
 
 Starts its own PostgreSQL (the embedded code, in a temporary directory), triggerd nodes,
 the baselines and a minimal receiver as subprocesses; measures ingest beside its
-baselines, sequential latency, batch ingest, routing, delivery, end-to-end latency and
-the node's memory; writes results.json and RESULTS.md (beside --out). A measure that
-fails records null and its error, and the suite carries on.
+baselines, sequential latency, batch ingest, routing, delivery, end-to-end latency, a
+healthy endpoint's latency beside one that hangs (and alone) and the node's memory;
+writes results.json and RESULTS.md (beside --out). A measure that fails records null
+and its error, and the suite carries on.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks import measure_ingest, measure_queue, report
+from benchmarks import measure_ingest, measure_isolation, measure_queue, report
 from benchmarks.loadgen import LoadGenerator, find_wrk
 from benchmarks.procs import Child, Children, Postgres
 from benchmarks.profiles import FULL, PROFILES, Profile
@@ -104,6 +105,7 @@ class Suite:
         await self.step("delivery", lambda: measure_queue.delivery(pg, children, p, receiver, say))
         await self.step("e2e", lambda: measure_queue.e2e(pg, children, p, receiver, say))
         await children.stop(receiver)
+        await self.step("isolation", lambda: measure_isolation.isolation(pg, children, p, say))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -183,11 +183,12 @@ async def closed_loop(load: Load, statuses: Counter[str] | None = None) -> dict[
 
 
 async def open_loop(url: str, keys: list[str], rate: float, duration: float,
-                    ) -> tuple[dict[str, float], Counter[str]]:
+                    accepted: bool = False) -> tuple[dict[str, float], Counter[str]]:
     """POST single events at `rate` per second, on schedule whatever the answers take.
 
-    Returns the wall-clock send time of every accepted event, by event id, and the
-    count of each status."""
+    Returns the wall-clock send time of every accepted event (with `accepted`, the time
+    its 202 came back: the moment it was committed), by event id, and the count of
+    each status."""
     sent_at: dict[str, float] = {}
     statuses: Counter[str] = Counter()
     tasks: set[asyncio.Task[None]] = set()
@@ -202,7 +203,7 @@ async def open_loop(url: str, keys: list[str], rate: float, duration: float,
                     answer = await resp.json(content_type=None)
                     statuses[str(resp.status)] += 1
                     if resp.status == 202:
-                        sent_at[str(answer["id"])] = t0
+                        sent_at[str(answer["id"])] = time.time() if accepted else t0
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
                 statuses[type(exc).__name__] += 1
 

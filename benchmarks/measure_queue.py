@@ -137,7 +137,7 @@ async def routing(pg: Postgres, children: Children, profile: Profile, say: Say) 
     return out
 
 
-async def _receiver(receiver: Child, method: str, path: str) -> Any:
+async def ask_receiver(receiver: Child, method: str, path: str) -> Any:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         async with session.request(method, receiver.url + path) as resp:
             return await resp.json()
@@ -160,7 +160,7 @@ async def _delivery_run(pg: Postgres, children: Children, profile: Profile, rece
     """N pending deliveries over `endpoints` endpoints of the receiver; a process,deliver
     node with POOL_SIZE workers; timed until none is pending, failed or in flight."""
     n, name = profile.deliveries, f"bench_delivery_{endpoints}"
-    await _receiver(receiver, "POST", "/_reset")
+    await ask_receiver(receiver, "POST", "/_reset")
     conn = await asyncpg.connect(await pg.database(name))
     try:
         org, first = await _org_and_endpoint(conn, receiver.url + "/hook/0")
@@ -187,7 +187,7 @@ async def _delivery_run(pg: Postgres, children: Children, profile: Profile, rece
     finally:
         await conn.close()
     out = _rate(watched, n, "deliveries completed", profile.stall_s)
-    seen = await _receiver(receiver, "GET", "/_stats")
+    seen = await ask_receiver(receiver, "GET", "/_stats")
     out.update(deliveries=n, delivered=delivered, pool_size=profile.pool_size,
                endpoints=endpoints, deliveries_per_s=watched["rate"],
                receiver_received=seen["received"], receiver_unique=seen["unique"])
@@ -199,7 +199,7 @@ async def _delivery_run(pg: Postgres, children: Children, profile: Profile, rece
     return out
 
 
-async def _create_endpoint(node: Child, key: str, url: str, dsn: str) -> str:
+async def create_endpoint(node: Child, key: str, url: str, dsn: str) -> str:
     """POST /api/endpoints; straight into the table when the route is not there yet."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         async with session.post(node.url + "/api/endpoints", json={"url": url},
@@ -216,9 +216,9 @@ async def _create_endpoint(node: Child, key: str, url: str, dsn: str) -> str:
     return f"sql (POST /api/endpoints answered {resp.status})"
 
 
-async def _arrived(receiver: Child, count: int, timeout: float, stall: float) -> dict[str, Any]:
+async def arrived(receiver: Child, count: int, timeout: float, stall: float) -> dict[str, Any]:
     async def progress() -> int:
-        return int((await _receiver(receiver, "GET", "/_stats"))["unique"])
+        return int((await ask_receiver(receiver, "GET", "/_stats"))["unique"])
     return await watch(progress, count, timeout, stall)
 
 
@@ -230,18 +230,18 @@ async def e2e(pg: Postgres, children: Children, profile: Profile, receiver: Chil
                                TRIGGERD_ALLOW_PRIVATE_TARGETS="true")
     try:
         keys = await new_keys(node.url, 1)
-        created = await _create_endpoint(node, keys[0], receiver.url + "/hook", dsn)
-        await _receiver(receiver, "POST", "/_reset")
+        created = await create_endpoint(node, keys[0], receiver.url + "/hook", dsn)
+        await ask_receiver(receiver, "POST", "/_reset")
         warm, warm_statuses = await open_loop(node.url, keys, 20.0, 0.5)  # connections, caches
         if not warm:
             raise RuntimeError(f"warm-up events were not accepted: {dict(warm_statuses)}")
-        if (await _arrived(receiver, len(warm), profile.stall_s, profile.stall_s))["count"] == 0:
+        if (await arrived(receiver, len(warm), profile.stall_s, profile.stall_s))["count"] == 0:
             raise Missing(f"no webhook reached the receiver within {profile.stall_s:.0f} s "
                           f"(endpoint created via {created})")
-        await _receiver(receiver, "POST", "/_reset")
+        await ask_receiver(receiver, "POST", "/_reset")
         sent_at, statuses = await open_loop(node.url, keys, profile.e2e_rate, profile.e2e_s)
-        await _arrived(receiver, len(sent_at), 30.0, profile.stall_s)
-        arrivals: dict[str, float] = await _receiver(receiver, "GET", "/_arrivals")
+        await arrived(receiver, len(sent_at), 30.0, profile.stall_s)
+        arrivals: dict[str, float] = await ask_receiver(receiver, "GET", "/_arrivals")
     finally:
         await children.stop(node)
     latencies = sorted((arrivals[i] - t) * 1000 for i, t in sent_at.items() if i in arrivals)

@@ -25,6 +25,9 @@ class Profile:
     pool_size: int = 50
     e2e_rate: float = 200.0         # events per second, open loop
     e2e_s: float = 10.0
+    isolation_rate: float = 100.0   # events per second for the healthy endpoint G
+    isolation_hang_rate: float = 200.0  # and for the hanging endpoint H (at least G's)
+    isolation_s: float = 18.0       # each phase; past the default 15 s request timeout
     memory_s: float = 60.0          # sustained ingest while RSS is sampled
     memory_connections: int = 64
     db_down_s: float = 10.0         # posting while PostgreSQL is stopped
@@ -37,11 +40,12 @@ class Profile:
 FULL = Profile("full")
 QUICK = FULL.replace(name="quick", ingest_s=4.0, warmup_s=1.0, sequential=300, batch_s=3.0,
                      routing_events=20_000, routing_timeout_s=20.0, deliveries=5_000,
-                     delivery_timeout_s=10.0, e2e_s=5.0, memory_s=15.0, db_down_s=5.0,
-                     stall_s=10.0)
+                     delivery_timeout_s=10.0, e2e_s=5.0, isolation_s=6.0, memory_s=15.0,
+                     db_down_s=5.0, stall_s=10.0)
 SMOKE = FULL.replace(name="smoke", ingest_s=1.0, warmup_s=0.0, keys=4, sequential=20,
                      batch_s=1.0, batch_connections=4, routing_events=1_000,
                      routing_timeout_s=10.0, deliveries=200, delivery_timeout_s=5.0,
-                     e2e_rate=50.0, e2e_s=1.0, memory_s=2.0, memory_connections=16,
-                     db_down_s=1.5, stall_s=4.0)
+                     e2e_rate=50.0, e2e_s=1.0, isolation_rate=20.0,
+                     isolation_hang_rate=20.0, isolation_s=1.0, memory_s=2.0,
+                     memory_connections=16, db_down_s=1.5, stall_s=4.0)
 PROFILES = {p.name: p for p in (FULL, QUICK, SMOKE)}
