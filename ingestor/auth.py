@@ -3,7 +3,8 @@
 A key is looked up by its SHA-256. Answers (found or not) are cached in memory for
 `ttl` seconds (0.5 by default), so a rotated key is refused on every node within
 that time without a LISTEN connection to lose; concurrent look-ups of one key
-share a single query.
+share a single query. Failures are not cached: the database away is a 503 for every
+request that shared the look-up (see `http.errors`), and the next request asks again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import asyncpg
 from aiohttp import web
 
 from ingestor import queries
-from ingestor.http import ApiError
+from ingestor.http import REQUEST_ORG, ApiError
 from ingestor.ids import key_digest, new_api_key, uuid7
 
 TIER_LIMITS = {"free": 100, "pro": 1_000, "business": 10_000, "enterprise": 100_000}
@@ -77,6 +78,7 @@ class KeyStore:
         org = await self.lookup(key)
         if org is None:
             raise ApiError(401, "Invalid API key")
+        REQUEST_ORG.set(org.id)
         return org
 
     async def lookup(self, key: str) -> Org | None:

@@ -1,14 +1,16 @@
 """What the routes share: the pool, the writer, keys, limits and the dedup cache.
 
 The node builds one `Ingest` per ingest subtree; the routes reach the current
-EventWriter through `writer()`, so a restarted writer is picked up at once.
+EventWriter through `writer()`, so a restarted writer is picked up at once. Each event
+gets a deadline `commit_timeout` after it is accepted; what its request is told when
+it is not committed by then, or not at all, is decided in `outcomes`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -18,12 +20,14 @@ from prometheus_client.metrics_core import Metric
 
 from ingestor import metrics
 from ingestor.auth import KeyStore, Org
+from ingestor.flush import flush
 from ingestor.http import ApiError, unavailable
 from ingestor.ids import uuid7
+from ingestor.outcomes import CommitTimeout, Failure, batch_error, failure, single_error
+from ingestor.pending import DedupKey, Pending, Written
 from ingestor.ratelimit import Decision, RateLimiter
 from ingestor.validation import EventIn
-from ingestor.writer import (DedupKey, EventRejected, EventWriter, Pending,
-                             WriterUnavailable, Written, flush)
+from ingestor.writer import EventWriter
 
 
 @dataclass(slots=True)
@@ -43,6 +47,9 @@ class Ingest:
     node_name: str = ""
     tree_status: Callable[[], list[dict[str, Any]]] = lambda: []
     node_metrics: Callable[[], Iterable[Metric]] = lambda: ()
+    # Batch flushes run as tasks of their own: a request that stops waiting (its commit
+    # timeout) leaves its flush to finish and answer truthfully, never cancelled mid-way.
+    _batches: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def admit(self, request: web.Request) -> tuple[Org, Decision]:
         """Authenticates the caller and charges one request against its rate limit."""
@@ -60,8 +67,9 @@ class Ingest:
         return decision
 
     def _pending(self, org: Org, event: EventIn) -> Pending:
+        loop = self._loop()
         return Pending(uuid7(), org.id, event.type, event.payload, event.dedup_id,
-                       self._loop().create_future())
+                       loop.create_future(), loop.time() + self.commit_timeout)
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         # Cached: asyncio.get_running_loop() costs a getpid() system call on each call.
@@ -93,42 +101,41 @@ class Ingest:
         except asyncio.QueueFull:
             metrics.REJECTED["saturated"].inc()
             raise unavailable("Ingest saturated") from None
-        return await self._outcome(pending.reply)
+        return await self._outcome(pending)
 
     async def submit_many(self, org: Org, events: list[EventIn]) -> list[Written]:
         """Commits a batch in one statement of its own (it is already a group)."""
-        known = [self._known(org, e) for e in events]
-        todo = [(i, self._pending(org, e)) for i, e in enumerate(events) if known[i] is None]
+        outcomes: list[Written | Failure | None] = [self._known(org, e) for e in events]
+        todo = [(i, self._pending(org, e)) for i, e in enumerate(events) if outcomes[i] is None]
         if todo:
-            try:
-                await asyncio.wait_for(flush(self.pool(), self.dedup, [p for _, p in todo]),
-                                       self.commit_timeout)
-            except asyncio.TimeoutError:
-                metrics.REJECTED["commit_timeout"].inc()
-                raise unavailable("Commit timed out") from None
+            task = asyncio.create_task(flush(self.pool, self.dedup, [p for _, p in todo]),
+                                       name="Ingest.batch")
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
         for i, pending in todo:
-            known[i] = await self._outcome(pending.reply)
-        return [w for w in known if w is not None]
+            outcomes[i] = await self._wait(pending)
+        done = [o for o in outcomes if o is not None]
+        written = [o for o in done if isinstance(o, Written)]
+        if len(written) < len(done):
+            raise batch_error(done, [e.dedup_id for e in events])
+        return written
 
-    async def _outcome(self, reply: asyncio.Future[Written]) -> Written:
+    async def _outcome(self, pending: Pending) -> Written:
+        outcome = await self._wait(pending)
+        if isinstance(outcome, Failure):
+            raise single_error(outcome)
+        return outcome
+
+    async def _wait(self, pending: Pending) -> Written | Failure:
+        """The commit of `pending`, or what its failure means, by its deadline at most."""
         # A bare timer rather than asyncio.timeout(): this runs once per event.
-        timer = self._loop().call_later(self.commit_timeout, _expire, reply)
+        timer = self._loop().call_at(pending.deadline, _expire, pending.reply)
         try:
-            return await reply
-        except CommitTimeout:
-            metrics.REJECTED["commit_timeout"].inc()
-            raise unavailable("Commit timed out") from None
-        except WriterUnavailable:
-            metrics.REJECTED["unavailable"].inc()
-            raise unavailable("Database unavailable") from None
-        except EventRejected as exc:
-            raise ApiError(400, f"Event refused by the database: {exc}") from None
+            return await pending.reply
+        except Exception as exc:  # the reply's failure, classified for the client
+            return failure(pending, exc)
         finally:
             timer.cancel()
-
-
-class CommitTimeout(Exception):
-    """The commit did not complete in time; its outcome is unknown to the client."""
 
 
 def _expire(reply: asyncio.Future[Written]) -> None:

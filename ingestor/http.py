@@ -1,27 +1,45 @@
 """JSON responses and errors shared by the routes.
 
 Handlers raise `ApiError`; the `errors` middleware turns it, aiohttp's own HTTP
-exceptions (unknown route, wrong method, body too large) and a lost database
-into a JSON body with the right status. Nothing a client sends yields a 500.
+exceptions (unknown route, wrong method, body too large) and any other exception
+into a JSON body with the right status:
+
+- the database away (`is_transient`): 503 with Retry-After, one warning line per 10 s
+  with a count of the others;
+- the client gone (it closed the connection while we read its body): nothing to
+  answer, a debug line;
+- anything else is a bug: logged at ERROR with the method, path, organization and the
+  path's ids, counted in `triggerd_internal_errors_total{where="http"}`, and answered
+  500 `{"error": "Internal error"}`, which a client should not retry blindly.
+
+Nothing a client sends yields a 500.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
+from uuid import UUID
 
-import asyncpg
 import orjson
 from aiohttp import web
+from triggerd_sql.faults import is_transient
+
+from ingestor import metrics
+from supervisor.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = "1"
 _JSON = "application/json"
+# The organization the request being handled authenticated as, for the logs of its
+# failures; set by the key store, reset by the `errors` middleware for each request.
+REQUEST_ORG: ContextVar[UUID | None] = ContextVar("request_org", default=None)
+_UNAVAILABLE = Throttle(10.0)
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -55,6 +73,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    token = REQUEST_ORG.set(None)
     try:
         return await handler(request)
     except ApiError as exc:
@@ -65,13 +84,29 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         message = _REASONS.get(exc.status, exc.reason)
         return json_response({"error": message}, exc.status,
                              {k: v for k, v in exc.headers.items() if k.lower() == "allow"})
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-            asyncpg.CannotConnectNowError, asyncio.TimeoutError) as exc:
-        log.warning("%s %s: database unavailable: %s", request.method, request.path, exc)
+    except Exception as exc:  # classified: the database away, the client gone, or a bug
+        return _unexpected(request, exc)
+    finally:
+        REQUEST_ORG.reset(token)
+
+
+def _unexpected(request: web.Request, exc: Exception) -> web.Response:
+    if isinstance(exc, ConnectionError) and _client_gone(request):
+        log.debug("%s %s: the client went away: %r", request.method, request.path, exc)
+        return json_response({"error": "Client closed the connection"}, 400)
+    if is_transient(exc):
+        _UNAVAILABLE.log(log, logging.WARNING, "%s %s: database unavailable: %r",
+                         request.method, request.path, exc)
         return unavailable("Database unavailable").response()
-    except asyncpg.PostgresError as exc:
-        log.error("%s %s: database error: %s", request.method, request.path, exc)
-        return unavailable("Database error").response()
+    log.error("%s %s: internal error (org %s, ids %s): %r", request.method, request.path,
+              REQUEST_ORG.get(), dict(request.match_info), exc, exc_info=exc)
+    metrics.internal_error("http")
+    return json_response({"error": "Internal error"}, 500)
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 async def read_json(request: web.Request, max_bytes: int) -> Any:

@@ -23,8 +23,13 @@ EVENTS_DUPLICATE = Counter(
     "Events refused as duplicates of a stored dedup_id (by the cache or the database)")
 INGEST_REJECTED = Counter(
     "triggerd_ingest_rejected",
-    "Ingest requests refused: rate_limited (429), saturated, unavailable, commit_timeout (503)",
+    "Ingest requests refused: rate_limited (429); saturated, unavailable, commit_timeout "
+    "(503, not stored); outcome_unknown (503 carrying the id: the event may be stored)",
     ["reason"])
+INTERNAL_ERRORS = Counter(
+    "triggerd_internal_errors",
+    "Failures that are bugs, not the database being away (answered 500, never retried)",
+    ["where"])
 WRITER_FLUSH_SECONDS = Histogram(
     "triggerd_writer_flush_seconds", "Duration of one successful group-commit flush",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
@@ -34,9 +39,15 @@ WRITER_BATCH_EVENTS = Histogram(
 
 # Bound once, so a refusal costs one increment and no label look-up.
 REJECTED = {reason: INGEST_REJECTED.labels(reason)
-            for reason in ("rate_limited", "saturated", "unavailable", "commit_timeout")}
+            for reason in ("rate_limited", "saturated", "unavailable", "commit_timeout",
+                           "outcome_unknown")}
 
 DELIVERY_STATES = ("pending", "in_flight", "failed", "dead_letter")
+
+
+def internal_error(where: str) -> None:
+    """Counts one bug-type failure; `where` is "http" (a request) or "writer" (a flush)."""
+    INTERNAL_ERRORS.labels(where).inc()
 
 
 def flushed(batch: int, committed: int, duplicates: int, seconds: float) -> None:

@@ -78,7 +78,8 @@ def _responses() -> dict[str, Schema]:
         "RateLimited": reply("Over the organization's per-minute limit.", ref("RateLimited"),
                              {**retry, **_LIMIT_HEADERS}),
         "Unavailable": reply("PostgreSQL unreachable, the writer saturated or restarting, "
-                             "or the commit timed out; retry.", error, retry),
+                             "or the commit timed out; retry. For an event: not stored, "
+                             "unless `outcome` says otherwise.", error, retry),
     }
 
 

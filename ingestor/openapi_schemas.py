@@ -93,7 +93,17 @@ def _error_schemas() -> dict[str, Schema]:
             "index": integer(minimum=0, description="The faulty item of a batch or "
                                                     "event_ids array."),
             "delivery_status": enum(DELIVERY_STATUSES, description="Why a retry is "
-                                                                   "refused.")},
+                                                                   "refused."),
+            "outcome": enum(("unknown", "partial"), description=(
+                "On an event's error: `unknown` (503) when it may be stored (look it up "
+                "by `id`, or each item's id in `results`); `partial` when some items of a "
+                "batch are stored and others not. A 503 without `outcome` means not "
+                "stored.")),
+            "id": string(format="uuid", description="The event whose commit outcome is "
+                                                    "unknown."),
+            "results": array(obj({"id": UUID, "status": enum(
+                ("accepted", "duplicate", "not_stored", "unknown", "rejected", "failed"))},
+                {"dedup_id": string()}), description="A batch's items, in its order.")},
             description="Every error answer; some carry the extra fields listed."),
         "DuplicateEvent": obj({"error": const("Duplicate event detected"),
                                "id": string(format="uuid", description="The original "

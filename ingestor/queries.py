@@ -25,6 +25,22 @@ FROM unnest($1::uuid[], $2::text[]) AS wanted (org_id, dedup_id)
 JOIN events ON events.org_id = wanted.org_id AND events.dedup_id = wanted.dedup_id
 """
 
+# After a flush lost its connection once the INSERT may have been sent: ends the backend
+# that ran it, so that it cannot commit after we look. True when no such backend is left
+# (it exited within $2 ms, or was already gone); false when it is still running. A pid
+# equal to this session's own means the original backend is long gone (PostgreSQL
+# restarted and reused the number), so it is left out rather than terminated.
+# $1 the pid of the connection that ran the INSERT, $2 how long to wait for it to exit (ms).
+END_BACKEND = """
+SELECT coalesce(bool_and(pg_terminate_backend(pid, $2)), true)
+FROM pg_stat_activity
+WHERE pid = $1 AND pid <> pg_backend_pid()
+"""
+
+# Which of a flush's events are stored; run after END_BACKEND, in a snapshot of its own.
+# $1 the flush's event ids.
+STORED_EVENTS = "SELECT id FROM events WHERE id = ANY($1::uuid[])"
+
 # Creates an organization. $1 id, $2 name, $3 tier.
 INSERT_ORG = """
 INSERT INTO organizations (id, name, tier) VALUES ($1, $2, $3)

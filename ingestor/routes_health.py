@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
 from aiohttp import web
+from triggerd_sql.faults import is_transient
 
 from ingestor.http import json_response
 from ingestor.routes_events import INGEST
@@ -25,8 +25,9 @@ async def ready(request: web.Request) -> web.Response:
     checks = {"database": "ok", "tree": "ok" if ingest.healthy() else "degraded"}
     try:
         await asyncio.wait_for(ingest.pool().fetchval("SELECT 1"), READY_TIMEOUT_S)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        checks["database"] = f"unreachable: {exc.__class__.__name__}"
+    except Exception as exc:  # any failure means not ready; only its wording differs
+        state = "unreachable" if is_transient(exc) else "error"
+        checks["database"] = f"{state}: {exc.__class__.__name__}"
     ok = all(v == "ok" for v in checks.values())
     return json_response({"status": "ready" if ok else "not ready", "checks": checks},
                          200 if ok else 503)

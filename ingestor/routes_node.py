@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
+from triggerd_sql.faults import is_transient
 
 from ingestor import queries_node as q
 from ingestor.auth import check_admin
@@ -32,7 +32,6 @@ QUEUE_TIMEOUT_S = 1.0
 DASHBOARD_TIMEOUT_S = 2.0  # the queue query and the two short lists, together
 DEAD_LETTERS_SHOWN = 20
 ENDPOINTS_SHOWN = 50
-_DATABASE_DOWN = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 # The page shows clients' URLs and receivers' errors: no script may run, whatever slips.
 _PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
                  "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
@@ -47,7 +46,9 @@ async def read_queue(ingest: Ingest) -> QueueState | None:
     """The queue state, or None when PostgreSQL does not answer within 1 s."""
     try:
         row = await asyncio.wait_for(ingest.pool().fetchrow(q.QUEUE_STATE), QUEUE_TIMEOUT_S)
-    except _DATABASE_DOWN:
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
         return None
     return _queue_state(row)
 
@@ -78,8 +79,10 @@ async def dashboard(request: web.Request) -> web.Response:
     held: list[Mapping[str, Any]] | None = None
     try:
         queue, dead, held = await asyncio.wait_for(_dashboard_rows(ingest), DASHBOARD_TIMEOUT_S)
-    except _DATABASE_DOWN:
-        pass  # the page says PostgreSQL did not answer
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        # the page says PostgreSQL did not answer
     values = Scrape(ingest.node_metrics(), queue_families(queue)).values()
     page = Page(node_name=ingest.node_name, now=datetime.now(timezone.utc),
                 tree=ingest.tree_status(), values=values, queue=queue,

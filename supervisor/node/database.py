@@ -1,7 +1,9 @@
 """Database: the node's asyncpg pool, and the embedded PostgreSQL when no DATABASE_URL is set.
 
 The first child of the node: everything else reaches PostgreSQL through it, and
-the node's rest_for_one strategy restarts them all if it has to restart.
+the node's rest_for_one strategy restarts them all if it has to restart. The pool is a
+TimedPool (dbpool): every statement and every acquire has a timeout. Migrations run on
+a connection of their own, without a statement timeout (an index build may take long).
 Restart: permanent.
 """
 
@@ -11,9 +13,11 @@ import asyncio
 import logging
 
 import asyncpg
+from triggerd_sql.faults import is_transient
 
 from supervisor import Resident
 from supervisor.node.config import Config
+from supervisor.node.dbpool import CONNECT_TIMEOUT_S, open_pool
 from supervisor.node.migrate import migrate
 from supervisor.node.postgres import EmbeddedPostgres
 
@@ -45,19 +49,24 @@ class Database(Resident):
         self.dsn = dsn
         self._pool = await self._connect(dsn)
         if self._config.migrate:
-            async with self._pool.acquire() as conn:
+            conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
+            try:
                 await migrate(conn)
+            finally:
+                await conn.close(timeout=CONNECT_TIMEOUT_S)
 
     async def _connect(self, dsn: str) -> asyncpg.Pool:
         """Opens the pool, waiting up to ~30 s for a PostgreSQL that is still starting."""
+        config = self._config
         attempt = 1
         while True:
             try:
-                return await asyncpg.create_pool(
-                    dsn, min_size=2, max_size=self._config.db_pool_size,
-                    max_inactive_connection_lifetime=60)
-            except (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError) as exc:
-                if attempt >= CONNECT_ATTEMPTS:
+                return await open_pool(
+                    dsn, size=config.db_pool_size, acquire_timeout=config.acquire_timeout,
+                    statement_timeout=config.statement_timeout,
+                    idle_in_transaction_timeout=config.idle_in_transaction_timeout)
+            except Exception as exc:
+                if not is_transient(exc) or attempt >= CONNECT_ATTEMPTS:
                     raise
                 log.warning("PostgreSQL not reachable yet (%s); retrying", exc)
                 attempt += 1
