@@ -15,7 +15,7 @@ from aiohttp import web
 from ingestor import (routes_deliveries, routes_endpoints, routes_events, routes_health,
                       routes_inbox, routes_keys, routes_meta, routes_metrics, routes_node)
 from ingestor.context import Ingest
-from ingestor.http import errors
+from ingestor.http import BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT, errors
 from ingestor.routes_events import INGEST
 from ingestor.server import GuardedRunner
 from ingestor.validation import MAX_BATCH_BYTES
@@ -30,11 +30,13 @@ API_ROUTES = (routes_events.routes, routes_keys.routes, routes_inbox.routes,
 NODE_ROUTES = (routes_health.routes, routes_node.routes)
 
 
-def create_app(ingest: Ingest, *, api: bool = True) -> web.Application:
+def create_app(ingest: Ingest, *, api: bool = True,
+               body_timeout: float = DEFAULT_BODY_TIMEOUT) -> web.Application:
     """The whole HTTP API, or (api=False, a node without the ingest role) only the node's
     own endpoints: health, metrics and the dashboard."""
     app = web.Application(middlewares=[errors], client_max_size=MAX_BATCH_BYTES + 64 * 1024)
     app[INGEST] = ingest
+    app[BODY_TIMEOUT] = body_timeout
     for table in (API_ROUTES if api else ()) + NODE_ROUTES:
         app.router.add_routes(table)
     return app

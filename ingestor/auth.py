@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from aiohttp import web
 
 from ingestor import queries
 from ingestor.http import REQUEST_ORG, ApiError
-from ingestor.ids import key_digest, new_api_key, uuid7
+from ingestor.ids import KEY_PREFIX, key_digest, new_api_key, uuid7
 
 TIER_LIMITS = {"free": 100, "pro": 1_000, "business": 10_000, "enterprise": 100_000}
 
@@ -38,6 +39,11 @@ class Org:
         return TIER_LIMITS[self.tier]
 
 
+# What new_api_key() makes: the prefix and 32 bytes in unpadded URL-safe base64. Anything
+# else is refused before a look-up, and never cached.
+_KEY_SHAPE = re.compile(KEY_PREFIX + r"[A-Za-z0-9_-]{43}")
+
+
 def presented_key(request: web.Request) -> str | None:
     """The key from X-API-Key, or from `Authorization: Bearer <key>`."""
     key = request.headers.get("X-API-Key")
@@ -50,19 +56,26 @@ def presented_key(request: web.Request) -> str | None:
     return None
 
 
+def well_formed(key: str) -> bool:
+    return _KEY_SHAPE.fullmatch(key) is not None
+
+
 def check_admin(request: web.Request, admin_token: str | None) -> None:
     """Refuses the request unless no admin token is set or it presents the token."""
     if admin_token is None:
         return
     auth = request.headers.get("Authorization", "")
     scheme, _, token = auth.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), admin_token):
+    # Compared as bytes: a header may carry any byte (aiohttp keeps the ones that are not
+    # UTF-8 as surrogates), and compare_digest refuses non-ASCII text.
+    presented = token.strip().encode("utf-8", "surrogateescape")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented, admin_token.encode()):
         raise ApiError(401, "Admin token required (Authorization: Bearer <TRIGGERD_ADMIN_TOKEN>)")
 
 
 class KeyStore:
     def __init__(self, pool: Callable[[], asyncpg.Pool], ttl: float = 0.5,
-                 size: int = 100_000) -> None:
+                 size: int = 10_000) -> None:
         self._pool = pool
         self._ttl = ttl
         self._size = size
@@ -75,6 +88,8 @@ class KeyStore:
         key = presented_key(request)
         if key is None:
             raise ApiError(401, "Missing API key (X-API-Key header or Authorization: Bearer)")
+        if not well_formed(key):
+            raise ApiError(401, "Invalid API key")
         org = await self.lookup(key)
         if org is None:
             raise ApiError(401, "Invalid API key")

@@ -117,15 +117,23 @@ def parse_endpoint(body: Any, partial: bool) -> dict[str, Any]:
     return {name: parse(body[name]) for name, parse in _PARSERS.items() if name in body}
 
 
+MIN_YEAR, MAX_YEAR = 1970, 9998
+
+
 def parse_time(value: Any, name: str) -> datetime:
     """An ISO-8601 timestamp; one without an offset is taken as UTC."""
     if not isinstance(value, str):
         raise ApiError(400, f"{name} must be an ISO-8601 timestamp string")
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, f"{name} is not an ISO-8601 timestamp: {value!r}") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        in_utc = parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise ApiError(400, f"{name} is not an ISO-8601 timestamp: {value[:100]!r}") from None
+    if not MIN_YEAR <= in_utc.year <= MAX_YEAR:
+        raise ApiError(400, f"{name} must fall in the years {MIN_YEAR} to {MAX_YEAR}")
+    return in_utc
 
 
 def parse_window(body: Any) -> tuple[datetime, datetime | None]:

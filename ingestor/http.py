@@ -17,6 +17,7 @@ Nothing a client sends yields a 500.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -109,19 +110,33 @@ def _client_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-async def read_json(request: web.Request, max_bytes: int) -> Any:
-    """The request's JSON body, or an ApiError for a wrong type, size or syntax."""
+# Seconds a client has to send a request's body once its head has arrived (the head
+# itself is bounded by the server's keep-alive deadline, ingestor/server.py).
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
+DEFAULT_BODY_TIMEOUT = 30.0
+
+
+async def read_json(request: web.Request, max_bytes: int,
+                    decode: Callable[[bytes], Any] = orjson.loads) -> Any:
+    """The request's JSON body, or an ApiError for a wrong type, size, syntax or a body
+    that does not arrive in time (408). `decode` raises ValueError for what is not JSON."""
     if request.content_type != _JSON and not request.content_type.endswith("+json"):
         raise ApiError(415, "Content-Type must be application/json")
     if request.content_length is not None and request.content_length > max_bytes:
         raise ApiError(413, f"Request body too large (limit {max_bytes} bytes)")
-    body = await request.read()
+    timeout = request.app.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT)
+    try:
+        async with asyncio.timeout(timeout):
+            body = await request.read()
+    except TimeoutError:
+        raise ApiError(408, f"Request body not received within {timeout:g} s",
+                       headers={"Connection": "close"}) from None
     if len(body) > max_bytes:
         raise ApiError(413, f"Request body too large (limit {max_bytes} bytes)")
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"Invalid JSON: {exc}") from None
+        return decode(body)
+    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
+        raise ApiError(400, f"Invalid JSON: {str(exc)[:300]}") from None
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:

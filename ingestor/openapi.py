@@ -16,7 +16,8 @@ from ingestor.routes_deliveries import STATUSES as DELIVERY_STATUSES
 from ingestor.routes_endpoints import MAX_BODY as ENDPOINT_BODY
 from ingestor.routes_inbox import INBOX_STATUSES, MAX_ACK
 from ingestor.routes_metrics import RANGES
-from ingestor.validation import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_NAME
+from ingestor.validation import (MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BODY, MAX_EVENT_BYTES,
+                                 MAX_NAME)
 
 MAX_DELIVERY_ID = 2**63 - 1
 _JSON = "application/json"
@@ -129,7 +130,7 @@ def _event_paths() -> dict[str, Schema]:
             {"202": reply("Committed.", ref("EventAccepted")),
              "409": reply("Duplicate dedup_id: the original event's id.",
                           ref("DuplicateEvent"))},
-            params=(idempotency,), body="EventIn", max_bytes=MAX_EVENT_BYTES)},
+            params=(idempotency,), body="EventIn", max_bytes=MAX_EVENT_BODY)},
         "/api/events/batch": {"post": operation(
             "post_batch", "events", f"Accept up to {MAX_BATCH_EVENTS} events in one "
             "statement; a bad item rejects the batch (its `index` in the error). Costs one "

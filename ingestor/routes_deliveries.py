@@ -58,7 +58,8 @@ def from_micros(value: int) -> datetime:
 
 def delivery_id(request: web.Request) -> int:
     raw = request.match_info["delivery_id"]
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= _MAX_ID:
+    if (not raw.isascii() or not raw.isdigit() or len(raw) > 19
+            or not 1 <= int(raw) <= _MAX_ID):
         raise ApiError(400, "delivery id must be a positive integer")
     return int(raw)
 

@@ -12,7 +12,8 @@ from ingestor import queries, queries_delivery
 from ingestor.context import Ingest
 from ingestor.http import ApiError, json_response, read_json
 from ingestor.ids import parse_uuid
-from ingestor.validation import MAX_BATCH_BYTES, MAX_EVENT_BYTES, parse_batch, parse_event
+from ingestor.validation import (MAX_BATCH_BYTES, MAX_EVENT_BODY, decode_json, parse_batch,
+                                 parse_event)
 
 INGEST = web.AppKey("ingest", Ingest)
 routes = web.RouteTableDef()
@@ -22,7 +23,7 @@ routes = web.RouteTableDef()
 async def post_event(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     org, limit = await ingest.admit(request)
-    event = parse_event(await read_json(request, MAX_EVENT_BYTES),
+    event = parse_event(await read_json(request, MAX_EVENT_BODY, decode_json),
                         request.headers.get("Idempotency-Key"))
     written = await ingest.submit(org, event)
     if written.duplicate:
@@ -36,7 +37,7 @@ async def post_event(request: web.Request) -> web.Response:
 async def post_batch(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     org = await ingest.keys.authenticate(request)
-    events = parse_batch(await read_json(request, MAX_BATCH_BYTES))
+    events = parse_batch(await read_json(request, MAX_BATCH_BYTES, decode_json))
     limit = ingest.charge(org, cost=len(events))
     outcomes = await ingest.submit_many(org, events)
     results: list[dict[str, Any]] = []

@@ -103,6 +103,10 @@ def _text(value: Any, name: str, where: str) -> str:
         raise ApiError(400, f"{where}{name} is required and must be a non-empty string")
     if len(value) > MAX_NAME or "\x00" in value:
         raise ApiError(400, f"{where}{name} must be at most {MAX_NAME} characters, without NUL")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, or header bytes that were not UTF-8
+        raise ApiError(400, f"{where}{name} must be UTF-8 text") from None
     return value
 
 

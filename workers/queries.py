@@ -84,6 +84,9 @@ heads AS (
     ) AS head
     JOIN deliveries AS delivery ON delivery.id = head.id
     WHERE head.status <> 'in_flight' AND head.next_attempt_at <= now()
+      -- re-checked on the row as locked: another node may have claimed it since our
+      -- snapshot (head's own columns are not re-read once the lock is taken)
+      AND delivery.status IN ('pending', 'failed')
       AND NOT EXISTS (SELECT 1 FROM events AS earlier
                       WHERE earlier.routed_at IS NULL AND earlier.seq < head.event_seq)
     FOR UPDATE OF delivery SKIP LOCKED

@@ -82,3 +82,16 @@ def test_lone_surrogates_are_refused(body: str) -> None:
 def test_not_json(raw: bytes) -> None:
     with pytest.raises(ValueError):
         decode_json(raw)
+
+
+@pytest.mark.parametrize("field", ["type", "dedup_id"])
+def test_names_that_are_not_utf8_text_are_refused(field: str) -> None:
+    event = {"type": "t", "payload": {}, field: "a\udcff"}
+    with pytest.raises(ApiError, match="UTF-8") as caught:
+        parse_event(event)
+    assert caught.value.status == 400
+
+
+def test_an_idempotency_key_that_is_not_utf8_is_refused() -> None:
+    with pytest.raises(ApiError, match="Idempotency-Key must be UTF-8"):
+        parse_event({"type": "t", "payload": {}}, "key-\udcff")
