@@ -65,10 +65,11 @@ RETURNING """ + ENDPOINT_COLUMNS
 
 # Deletes an endpoint. The row stays, without its secrets and hidden from the API, so
 # its deliveries keep naming it; its undelivered deliveries, those in flight included,
-# are cancelled (clearing lease_token fences off their late outcomes). Routing that
-# raced with this may still add one: the Rescuer cancels those.
-# $1 endpoint id, $2 organization id. Returns no row for an unknown endpoint, else the
-# events of the cancelled deliveries (to settle).
+# are cancelled (clearing lease_token fences off their late outcomes), up to $3 of them
+# here so the statement stays short; the Rescuer cancels the rest in batches, and any
+# that routing added as this ran.
+# $1 endpoint id, $2 organization id, $3 most deliveries cancelled here. Returns no row
+# for an unknown endpoint, else the events of the cancelled deliveries (to settle).
 DELETE_ENDPOINT = """
 WITH gone AS (
     UPDATE endpoints
@@ -80,8 +81,11 @@ WITH gone AS (
     UPDATE deliveries AS d
     SET status = 'cancelled', last_error = 'endpoint deleted', next_attempt_at = now(),
         locked_until = NULL, locked_by = NULL, lease_token = NULL, updated_at = now()
-    FROM gone
-    WHERE d.endpoint_id = gone.id AND d.status IN ('pending', 'in_flight', 'failed')
+    WHERE d.id IN (SELECT open.id FROM deliveries AS open, gone
+                   WHERE open.endpoint_id = gone.id
+                     AND open.status IN ('pending', 'in_flight', 'failed')
+                   LIMIT $3)
+      AND d.status IN ('pending', 'in_flight', 'failed')
     RETURNING d.event_id
 )
 SELECT ARRAY(SELECT DISTINCT event_id FROM cancelled ORDER BY event_id) AS events

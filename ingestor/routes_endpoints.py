@@ -22,6 +22,7 @@ routes = web.RouteTableDef()
 
 MAX_BODY = 64 * 1024
 RECOVER_BATCH = 5_000
+CANCEL_BATCH = 5_000  # deliveries a delete cancels at once; the Rescuer ends the rest
 _PATCH_ORDER = ("url", "event_types", "description", "rate_limit_per_second", "ordered")
 
 
@@ -118,7 +119,7 @@ async def delete_endpoint(request: web.Request) -> web.Response:
     org, limit = await ingest.admit(request)
     target = endpoint_id(request)
     async with ingest.pool().acquire() as conn, conn.transaction():
-        row = _found(await conn.fetchrow(q.DELETE_ENDPOINT, target, org.id))
+        row = _found(await conn.fetchrow(q.DELETE_ENDPOINT, target, org.id, CANCEL_BATCH))
         if row["events"]:
             await conn.execute(q.SETTLE_EVENTS, row["events"])
     return json_response({"id": str(target), "deleted": True}, headers=limit.headers())

@@ -130,3 +130,20 @@ async def test_an_outcome_the_database_refuses_stalls_no_one(database_url: str,
             _, body, _ = await api.call("GET", f"/api/events/{event_id}", other_key)
             assert body["status"] == "delivered"
         assert all(count == 1 for (path, _), count in rx.per_event.items() if path == "/other")
+
+
+async def test_deleting_an_endpoint_with_a_deep_backlog(database_url: str,
+                                                        db: asyncpg.Connection) -> None:
+    async with running(database_url, disable_webhook_delivery=True) as (_, api):
+        key = await api.new_org()
+        doomed = await endpoint(api, key, "http://127.0.0.1:9/never")
+        org = await db.fetchval("SELECT org_id FROM endpoints")
+        await db.execute("INSERT INTO events (id, org_id, type, payload, routed_at) "
+                         "SELECT gen_random_uuid(), $1, 't', '{}', now() "
+                         "FROM generate_series(1, 12000)", org)
+        await db.execute("INSERT INTO deliveries (event_id, endpoint_id, org_id) "
+                         "SELECT id, $1, $2 FROM events", doomed["id"], org)
+        status, body, _ = await api.call("DELETE", f"/api/endpoints/{doomed['id']}", key)
+        assert status == 200, body
+        await _settle_wait(db, timeout=20.0)  # the Rescuer cancels what the delete left
+        assert await db.fetchval("SELECT count(*) FROM events WHERE status = 'cancelled'") == 12000
