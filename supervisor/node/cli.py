@@ -1,28 +1,27 @@
-"""The `triggerd` command: serve, migrate, keys create."""
+"""The `triggerd` command: serve, migrate, keys create.
+
+A mistake in the configuration, or a start that cannot succeed, is one line on stderr
+and exit code 2 (configuration) or 1 (anything else), never a traceback; `serve` itself
+lives in serve.py.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
-import logging
+import faulthandler
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
 
 import asyncpg
 
 from supervisor.node import config as configuration
-from supervisor.node import logs
+from supervisor.node import failures, logs, preflight
 from supervisor.node.config import Config, ConfigError
-from supervisor.node.migrate import migrate
-from supervisor.node.postgres import EmbeddedPostgres, EmbeddedPostgresError, PostgresNotFound
-from supervisor.node.sdnotify import notify
-
-log = logging.getLogger("triggerd")
-T = TypeVar("T")
+from supervisor.node.failures import StartupError
+from supervisor.node.postgres import EmbeddedPostgresError, PostgresNotFound
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,22 +48,31 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        # Until the event loop takes it over: SIGHUP reloads, it never kills the node.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    overrides = {k: getattr(args, k, None) for k in ("host", "port", "roles", "migrate")}
+
+    def load() -> Config:
+        return configuration.load(args.config, **overrides)
+
     try:
-        overrides = {k: getattr(args, k, None) for k in ("host", "port", "roles", "migrate")}
-        config = configuration.load(args.config, **overrides)
+        config = load()
     except ConfigError as exc:
-        print(f"triggerd: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return failures.report(StartupError(str(exc), failures.CONFIG))
     logs.setup(config.log_format, config.log_level)
+    if args.command == "serve":
+        from supervisor.node.serve import serve  # loads the webhook packages
+
+        faulthandler.enable()  # a node killed by systemd's watchdog shows where it hung
+        return _run(lambda: serve(config, load))
     try:
-        if args.command == "serve":
-            return _run(lambda: serve(config))
         if args.command == "migrate":
             return _run(lambda: with_database(config, _migrate))
-        return _run(lambda: with_database(config, lambda pool: _create_key(pool, args.org, args.tier)))
-    except (PostgresNotFound, EmbeddedPostgresError) as exc:
-        print(f"triggerd: {exc}", file=sys.stderr)
-        return 1
+        return _run(lambda: with_database(config, lambda pool: _create_key(pool, args.org,
+                                                                            args.tier)))
+    except StartupError as exc:
+        return failures.report(exc)
 
 
 def _run(main_coro: Callable[[], Awaitable[int]]) -> int:
@@ -77,50 +85,19 @@ def _run(main_coro: Callable[[], Awaitable[int]]) -> int:
         return runner.run(main_coro())  # type: ignore[arg-type]
 
 
-async def serve(config: Config) -> int:
-    from supervisor.node.tree import Node  # the webhook packages load only to serve
-
-    node = Node(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    exited = loop.create_future()
-    node.root.add_exit_callback(lambda _: None if exited.done() else exited.set_result(None))
-    await node.root.start()
-    # Start-up objects live as long as the node: keep them out of every collection, and
-    # collect the young generation less often (request handling allocates in bursts).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-    notify("READY=1")
-    log.info("node up: roles=%s port=%d", ",".join(sorted(config.roles)), config.port)
-    await asyncio.wait([asyncio.ensure_future(stop.wait()), exited],
-                       return_when=asyncio.FIRST_COMPLETED)
-    notify("STOPPING=1")
-    if node.root.done:
-        log.critical("node supervisor gave up: %s; exiting", node.root.exit_reason())
-        return 1
-    log.info("stopping")
-    await node.root.stop(config.shutdown_timeout * 3 + 45)
-    log.info("stopped")
-    return 0
-
-
 async def with_database(config: Config, work: Callable[[asyncpg.Pool], Awaitable[None]]) -> int:
     """Runs `work` on a migrated database: DATABASE_URL, or the embedded one."""
-    embedded = None if config.database_url else EmbeddedPostgres(config.data_dir)
-    dsn = config.database_url if embedded is None else await asyncio.to_thread(embedded.start)
+    database = preflight.Database(config.replace(migrate=True), lambda _: None)
     try:
+        dsn = await database.open()
+        if database.applied:
+            print(f"applied: {', '.join(database.applied)}")
         async with asyncpg.create_pool(dsn, min_size=1, max_size=2) as pool:
-            async with pool.acquire() as conn:
-                applied = await migrate(conn)
-            if applied:
-                print(f"applied: {', '.join(applied)}")
             await work(pool)
+    except (PostgresNotFound, EmbeddedPostgresError) as exc:
+        raise failures.explain(exc, config.host, config.port) from None
     finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+        await database.close()
     return 0
 
 

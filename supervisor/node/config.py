@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 ROLES = frozenset({"ingest", "process", "deliver"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(ValueError):
@@ -46,6 +47,8 @@ class Config:
     dedup_ttl: float = 86_400.0
     key_cache_ttl: float = 0.5
     shutdown_timeout: float = 10.0
+    db_connect_timeout: float = 30.0
+    stuck_after: float = 180.0
     log_format: str = "auto"
     log_level: str = "INFO"
     allow_private_targets: bool = False
@@ -90,6 +93,12 @@ class Config:
                 raise ConfigError(f"{_env_name(name)} must be positive")
         if self.log_format not in ("auto", "json", "text"):
             raise ConfigError("TRIGGERD_LOG_FORMAT must be auto, json or text")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"TRIGGERD_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} "
+                              f"(any case), got {self.log_level!r}")
+        for name in ("db_connect_timeout", "stuck_after"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{_env_name(name)} must be positive")
         for name in ("statement_timeout", "idle_in_transaction_timeout"):
             if getattr(self, name) < 0.001:  # PostgreSQL counts in ms, and 0 turns it off
                 raise ConfigError(f"{_env_name(name)} must be at least 1ms")
@@ -142,8 +151,18 @@ def _env_name(field_name: str) -> str:
     return _PLAIN_ENV.get(field_name, "TRIGGERD_" + field_name.upper())
 
 
+env_name = _env_name  # the variable that sets a field, for messages elsewhere
+
+
+def _parse_int(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"not a whole number: {raw!r}") from None
+
+
 _BY_TYPE: dict[str, Callable[[str], Any]] = {
-    "int": int,
+    "int": _parse_int,
     "float": parse_duration,
     "bool": _parse_bool,
     "Path": Path,
@@ -156,11 +175,28 @@ _BY_TYPE: dict[str, Callable[[str], Any]] = {
 def _convert(name: str, raw: Any) -> Any:
     """Turns an environment string (or a TOML value) into the field's type."""
     kind = str(Config.__dataclass_fields__[name].type)
-    if isinstance(raw, list) and kind == "frozenset[str]":
-        return frozenset(raw)
-    if isinstance(raw, bool) or (not isinstance(raw, str) and kind != "Path"):
-        return raw
-    return _BY_TYPE[kind](str(raw))
+    if isinstance(raw, str):
+        return _BY_TYPE[kind](raw)
+    types, expected = _NATIVE[kind]
+    if not _native(raw, types, kind == "bool"):
+        raise TypeError(f"expected {expected}, got {raw!r}")
+    return frozenset(raw) if kind == "frozenset[str]" else raw
+
+
+def _native(raw: object, types: tuple[type, ...], boolean: bool) -> bool:
+    """True when a TOML value already has the field's type (a bool is not a number)."""
+    if isinstance(raw, list):
+        return list in types and all(isinstance(item, str) for item in raw)
+    return isinstance(raw, bool) == boolean and isinstance(raw, types)
+
+
+# The TOML types each field accepts besides a string, and how to say so when it is wrong.
+_NATIVE: dict[str, tuple[tuple[type, ...], str]] = {
+    "int": ((int,), "a whole number"), "float": ((int, float), "a number of seconds"),
+    "bool": ((bool,), "true or false"), "Path": ((), "a path string"),
+    "frozenset[str]": ((list,), "a list of strings"), "str": ((), "a string"),
+    "str | None": ((), "a string"),
+}
 
 
 def load(config_file: Path | None = None, environ: Mapping[str, str] | None = None,

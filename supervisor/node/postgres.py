@@ -19,6 +19,8 @@ blocks: the Database actor calls them through `asyncio.to_thread`.
   `/var/lib/triggerd/<sha256(data_dir)[:16]>/pg` and `data_dir/pg-location` says so.
 - Starts of one cluster are serialized across processes by an flock on `pg.lock` beside it.
   The server log is `<cluster>/server.log` (rotated once past 10 MiB, at start).
+- An error's first line says what failed and where (the server log); the lines after
+  it quote the log. The tools run without $PG* and without systemd's $NOTIFY_SOCKET.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ SUPERUSER = "triggerd"
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 ALT_ROOT = Path("/var/lib/triggerd")
 SOCKET_PATH_MAX = 107
+SYSTEMD_ENV = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
+                         "LISTEN_PID", "LISTEN_FDNAMES"})
 START_TIMEOUT_S = 60
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
 NOT_FOUND_MESSAGE = (
@@ -325,7 +329,8 @@ class EmbeddedPostgres:
                          "-E", "UTF8", "--locale=C", "--auth=trust", timeout=180)
         if done.returncode != 0:
             raise EmbeddedPostgresError(
-                f"initdb failed in {layout.cluster} (exit {done.returncode}):\n"
+                f"initdb failed in {layout.cluster} (exit {done.returncode}: "
+                f"{pgsystem.tail(done.stdout + done.stderr, 1)})\n"
                 f"{pgsystem.tail(done.stdout + done.stderr)}")
         with open(layout.cluster / "postgresql.conf", "a") as conf:
             conf.write("\ninclude_if_exists = 'triggerd.conf'\n")
@@ -362,7 +367,7 @@ class EmbeddedPostgres:
                 continue
             raise EmbeddedPostgresError(
                 f"PostgreSQL did not start in {layout.cluster} (pg_ctl exit "
-                f"{done.returncode}: {(done.stdout + done.stderr).strip()})"
+                f"{done.returncode}: {_one_line(done.stdout + done.stderr)})"
                 f"{self._log_tail(layout)}")
 
     def _pg_ctl_stop(self, layout: _Layout, mode: str) -> None:
@@ -375,7 +380,7 @@ class EmbeddedPostgres:
         if done.returncode != 0 and pidfile.exists():
             raise EmbeddedPostgresError(
                 f"pg_ctl stop -m {mode} failed in {layout.cluster} (exit {done.returncode}: "
-                f"{(done.stdout + done.stderr).strip()}){self._log_tail(layout)}")
+                f"{_one_line(done.stdout + done.stderr)}){self._log_tail(layout)}")
 
     def _ensure_database(self, layout: _Layout, address: _Address) -> None:
         try:
@@ -387,7 +392,10 @@ class EmbeddedPostgres:
 
     def _run(self, layout: _Layout, program: str, *args: str,
              timeout: float) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        # Not PG*: they would redirect the tools. Not systemd's: a postgres built with
+        # systemd support would tell our service manager it is READY.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("PG") and k not in SYSTEMD_ENV}
         user = layout.user
         if user is not None:
             env.update(HOME="/", USER=user.name, LOGNAME=user.name)
@@ -401,9 +409,15 @@ class EmbeddedPostgres:
                 f"{program} took longer than {timeout:.0f} s{self._log_tail(layout)}") from exc
 
     def _log_tail(self, layout: _Layout) -> str:
+        """"; see <server.log>" then its last lines: the first line of an error says
+        where to look, the rest shows it."""
         logfile = layout.cluster / "server.log"
         text = pgsystem.read_tail(logfile)
-        return f"\n--- last lines of {logfile} ---\n{text}" if text else ""
+        return f"; see {logfile}\n--- last lines of {logfile} ---\n{text}" if text else ""
+
+
+def _one_line(output: str) -> str:
+    return " ".join(output.split())
 
 
 def _dsn(address: _Address, database: str) -> str:

@@ -144,7 +144,8 @@ class Node:
     def _maintenance_tree(self) -> Supervisor:
         config = self.config
         return self._subtree("maintenance", [
-            ChildSpec("alerter", lambda: Alerter(config.alert_webhook_url), shutdown=6.0),
+            # self.config: a reload (SIGHUP) replaces the URL there, then restarts the Alerter.
+            ChildSpec("alerter", lambda: Alerter(self.config.alert_webhook_url), shutdown=6.0),
             ChildSpec("rescuer", lambda: Rescuer(self.pool, self.alert,
                                                  interval=config.rescue_interval,
                                                  disable_after=config.disable_after,
