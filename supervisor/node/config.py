@@ -85,9 +85,9 @@ class Config:
         except ValueError as exc:
             raise ConfigError(f"TRIGGERD_RETRY_SCHEDULE: {exc}") from None
         for name in ("commit_timeout", "statement_timeout", "acquire_timeout",
-                     "idle_in_transaction_timeout", "dedup_ttl", "key_cache_ttl", "shutdown_timeout",
-                     "request_timeout", "breaker_cooldown", "disable_after", "poll_interval",
-                     "rescue_interval", "retention", "prune_interval",
+                     "idle_in_transaction_timeout", "dedup_ttl", "key_cache_ttl",
+                     "shutdown_timeout", "request_timeout", "breaker_cooldown", "disable_after",
+                     "poll_interval", "rescue_interval", "retention", "prune_interval",
                      "http_keepalive_timeout", "http_body_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")

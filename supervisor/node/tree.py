@@ -210,7 +210,8 @@ class Node:
 
     def _acceptor(self, *, api: bool) -> HttpAcceptor:
         config = self.config
-        return HttpAcceptor(create_app(self.ingest, api=api), config.host, config.port,
+        app = create_app(self.ingest, api=api, body_timeout=config.http_body_timeout)
+        return HttpAcceptor(app, config.host, config.port,
                             config.shutdown_timeout,
                             keepalive_timeout=config.http_keepalive_timeout,
                             max_connections=config.http_max_connections)
