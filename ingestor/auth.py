@@ -13,9 +13,10 @@ import asyncio
 import hmac
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -25,6 +26,7 @@ from ingestor import queries
 from ingestor.http import REQUEST_ORG, ApiError
 from ingestor.ids import KEY_PREFIX, key_digest, new_api_key, uuid7
 
+# The tiers and their default requests per minute (TRIGGERD_TIER_LIMITS changes them).
 TIER_LIMITS = {"free": 100, "pro": 1_000, "business": 10_000, "enterprise": 100_000}
 
 
@@ -33,10 +35,7 @@ class Org:
     id: UUID
     name: str
     tier: str
-
-    @property
-    def rate_limit_per_minute(self) -> int:
-        return TIER_LIMITS[self.tier]
+    rate_limit_per_minute: int
 
 
 # What new_api_key() makes: the prefix and 32 bytes in unpadded URL-safe base64. Anything
@@ -60,23 +59,41 @@ def well_formed(key: str) -> bool:
     return _KEY_SHAPE.fullmatch(key) is not None
 
 
-def check_admin(request: web.Request, admin_token: str | None) -> None:
-    """Refuses the request unless no admin token is set or it presents the token."""
-    if admin_token is None:
-        return
+def admin_presented(request: web.Request, admin_token: str) -> bool:
+    """True when the request carries `Authorization: Bearer <admin_token>`."""
     auth = request.headers.get("Authorization", "")
     scheme, _, token = auth.partition(" ")
     # Compared as bytes: a header may carry any byte (aiohttp keeps the ones that are not
     # UTF-8 as surrogates), and compare_digest refuses non-ASCII text.
     presented = token.strip().encode("utf-8", "surrogateescape")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented, admin_token.encode()):
-        raise ApiError(401, "Admin token required (Authorization: Bearer <TRIGGERD_ADMIN_TOKEN>)")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented, admin_token.encode())
+
+
+def is_admin(request: web.Request, admin_token: str | None, loopback_only: bool) -> bool:
+    """An operator: one presenting the admin token, or anyone on a node without a token
+    that listens on this machine only (a node on another address needs the token)."""
+    if admin_token is None:
+        return loopback_only
+    return admin_presented(request, admin_token)
+
+
+def check_admin(request: web.Request, admin_token: str | None,
+                loopback_only: bool = True) -> None:
+    """Refuses the request unless it comes from an operator (is_admin)."""
+    if is_admin(request, admin_token, loopback_only):
+        return
+    if admin_token is None:
+        raise ApiError(403, "This node listens beyond this machine and has no admin token: "
+                            "set TRIGGERD_ADMIN_TOKEN to use this")
+    raise ApiError(401, "Admin token required (Authorization: Bearer <TRIGGERD_ADMIN_TOKEN>)")
 
 
 class KeyStore:
     def __init__(self, pool: Callable[[], asyncpg.Pool], ttl: float = 0.5,
-                 size: int = 10_000) -> None:
+                 size: int = 10_000, tier_limits: Mapping[str, int] | None = None) -> None:
         self._pool = pool
+        # Read at each look-up: a reload replaces it, cached answers follow within `ttl`.
+        self.tier_limits = dict(tier_limits or TIER_LIMITS)
         self._ttl = ttl
         self._size = size
         # key -> (expiry on the monotonic clock, answer); a plain dict because this is
@@ -107,7 +124,7 @@ class KeyStore:
         self._inflight[key] = future
         try:
             row = await self._pool().fetchrow(queries.ORG_BY_KEY, key_digest(key))
-            org = None if row is None else Org(row["id"], row["name"], row["tier"])
+            org = None if row is None else self._org(row)
             if len(self._cache) >= self._size:
                 self._cache.clear()  # crude but bounded; live keys come back in one query
             self._cache[key] = (time.monotonic() + self._ttl, org)
@@ -126,7 +143,10 @@ class KeyStore:
         async with self._pool().acquire() as conn, conn.transaction():
             row = await conn.fetchrow(queries.INSERT_ORG, uuid7(), name, tier)
             await conn.execute(queries.INSERT_KEY, key_digest(key), row["id"])
-        return key, Org(row["id"], row["name"], row["tier"]), row["created_at"]
+        return key, self._org(row), row["created_at"]
+
+    def _org(self, row: Any) -> Org:
+        return Org(row["id"], row["name"], row["tier"], self.tier_limits[row["tier"]])
 
     async def rotate(self, org: Org, old_key: str) -> str:
         """Revokes the organization's keys and issues a new one."""

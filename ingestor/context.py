@@ -38,6 +38,11 @@ class Ingest:
     dedup: TTLCache[DedupKey, str]
     limiter: RateLimiter
     admin_token: str | None = None
+    # Who may act as an operator without the token, create organizations, read /metrics:
+    # see auth.is_admin and the routes of keys and the node.
+    loopback_only: bool = True
+    open_signup: bool = False
+    metrics_public: bool = False
     commit_timeout: float = 5.0
     healthy: Callable[[], bool] = lambda: True
     allow_private_targets: bool = False

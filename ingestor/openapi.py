@@ -265,12 +265,13 @@ def _node_paths() -> dict[str, Schema]:
         "/metrics": {"get": operation(
             "metrics", "node", "Prometheus metrics of the node and the queues (still 200, "
             "with triggerd_database_up 0, when PostgreSQL does not answer); OpenMetrics "
-            "when the Accept header asks for it.",
+            "when the Accept header asks for it. For operators, like the dashboard, unless "
+            "TRIGGERD_METRICS_PUBLIC=true.",
             {"200": text_reply("The exposition.", "text/plain",
-                               "application/openmetrics-text")}, access="none")},
+                               "application/openmetrics-text")}, access="admin")},
         "/dashboard": {"get": operation(
-            "dashboard", "node", "An HTML page for operators. Open while no admin token is "
-            "set; then `Authorization: Bearer <admin token>`.",
+            "dashboard", "node", "An HTML page for operators: `Authorization: Bearer <admin "
+            "token>`, or no token on a node without one that listens on loopback only.",
             {"200": text_reply("The page.", "text/html")}, access="admin")},
         "/openapi.json": {"get": operation(
             "openapi", "meta", "This document.",

@@ -101,6 +101,9 @@ def _error_schemas() -> dict[str, Schema]:
                 "stored.")),
             "id": string(format="uuid", description="The event whose commit outcome is "
                                                     "unknown."),
+            "limit": integer(minimum=1, description="On a 413 batch: the organization's "
+                                                    "events per minute, which no batch may "
+                                                    "exceed."),
             "results": array(obj({"id": UUID, "status": enum(
                 ("accepted", "duplicate", "not_stored", "unknown", "rejected", "failed"))},
                 {"dedup_id": string()}), description="A batch's items, in its order.")},

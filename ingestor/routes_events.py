@@ -38,6 +38,11 @@ async def post_batch(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     org = await ingest.keys.authenticate(request)
     events = parse_batch(await read_json(request, MAX_BATCH_BYTES, decode_json))
+    if len(events) > org.rate_limit_per_minute:  # a 429 could never be waited out
+        raise ApiError(413, f"A batch of {len(events)} events is more than the "
+                            f"{org.tier} tier's limit of {org.rate_limit_per_minute} events "
+                            "per minute: send smaller batches",
+                       limit=org.rate_limit_per_minute)
     limit = ingest.charge(org, cost=len(events))
     outcomes = await ingest.submit_many(org, events)
     results: list[dict[str, Any]] = []

@@ -3,9 +3,9 @@
 Both read the node-wide queues with one query (queries_node.QUEUE_STATE) under a 1 s
 timeout, here in the handler; the collectors stay synchronous and never wait on
 PostgreSQL. When it does not answer, /metrics still answers 200 with
-`triggerd_database_up 0` and the dashboard says so. /metrics is open like /health
-(counts only); /dashboard shows every organization's endpoint URLs and errors, so it
-needs the admin token when one is set.
+`triggerd_database_up 0` and the dashboard says so. Both are for operators
+(auth.is_admin: the admin token, or any caller on a node without one that listens on
+this machine only); /metrics may be opened to any scraper with TRIGGERD_METRICS_PUBLIC.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ async def read_queue(ingest: Ingest) -> QueueState | None:
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
+    if not ingest.metrics_public:
+        check_admin(request, ingest.admin_token, ingest.loopback_only)
     scrape = Scrape(ingest.node_metrics(), queue_families(await read_queue(ingest)))
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     return web.Response(body=encoder(scrape), headers={"Content-Type": content_type})
@@ -73,7 +75,7 @@ async def _dashboard_rows(ingest: Ingest) -> tuple[QueueState, list[Mapping[str,
 @routes.get("/dashboard")
 async def dashboard(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
-    check_admin(request, ingest.admin_token)
+    check_admin(request, ingest.admin_token, ingest.loopback_only)
     queue: QueueState | None = None
     dead: list[Mapping[str, Any]] | None = None
     held: list[Mapping[str, Any]] | None = None

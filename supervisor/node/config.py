@@ -7,6 +7,7 @@ node with one line naming the variable and what it accepts.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -67,6 +68,9 @@ class Config:
     http_keepalive_timeout: float = 15.0
     http_body_timeout: float = 30.0
     http_max_connections: int = 4096
+    open_signup: bool = False
+    metrics_public: bool = False
+    tier_limits: str = "free=100,pro=1000,business=10000,enterprise=100000"
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -91,6 +95,15 @@ class Config:
                      "http_keepalive_timeout", "http_body_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")
+        try:
+            parse_tier_limits(self.tier_limits)
+        except ValueError as exc:
+            raise ConfigError(f"TRIGGERD_TIER_LIMITS: {exc}") from None
+        if not (self.admin_token or self.open_signup or listens_locally(self.host)):
+            raise ConfigError(
+                f"TRIGGERD_HOST={self.host} serves other machines: set TRIGGERD_ADMIN_TOKEN "
+                "(creating organizations and the dashboard then need it), or "
+                "TRIGGERD_OPEN_SIGNUP=true to let anyone create free organizations")
         if self.log_format not in ("auto", "json", "text"):
             raise ConfigError("TRIGGERD_LOG_FORMAT must be auto, json or text")
         if self.log_level.upper() not in LOG_LEVELS:
@@ -107,6 +120,36 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+
+TIERS = ("free", "pro", "business", "enterprise")
+
+
+def parse_tier_limits(raw: str) -> dict[str, int]:
+    """Requests per minute per tier from 'free=100,pro=1000,...'; tiers left out keep
+    their defaults."""
+    limits = {"free": 100, "pro": 1_000, "business": 10_000, "enterprise": 100_000}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        tier, _, value = part.partition("=")
+        tier = tier.strip()
+        if tier not in TIERS:
+            raise ValueError(f"unknown tier {tier!r} (tiers: {', '.join(TIERS)})")
+        if not value.strip().isdigit() or not 1 <= int(value) <= 100_000_000:
+            raise ValueError(f"{tier}: a whole number of requests per minute, "
+                             f"1 to 100000000, got {value.strip()!r}")
+        limits[tier] = int(value)
+    return limits
+
+
+def listens_locally(host: str) -> bool:
+    """True when `host` is a loopback address or name: only this machine can connect."""
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}

@@ -4,6 +4,8 @@ The configuration is read again exactly as at start (environment, the --config f
 the command line's flags). Reloaded:
 
 - TRIGGERD_LOG_LEVEL and TRIGGERD_LOG_FORMAT: at once, for every logger;
+- TRIGGERD_TIER_LIMITS: the rate limit of each tier, for every organization within
+  TRIGGERD_KEY_CACHE_TTL (the cached keys carry their organization's limit);
 - TRIGGERD_ALERT_WEBHOOK_URL: the Alerter (a permanent child of Maintenance) is stopped
   and its supervisor starts a new one, built from the node's config; alerts raised in
   the few milliseconds between are dropped (alerts are fire-and-forget anyway), and the
@@ -22,14 +24,14 @@ import logging
 from collections.abc import Callable
 
 from supervisor.node import logs
-from supervisor.node.config import Config, ConfigError, env_name
+from supervisor.node.config import Config, ConfigError, env_name, parse_tier_limits
 from supervisor.node.tree import Node
 from workers.alerter import Alerter
 
 log = logging.getLogger(__name__)
 
-RELOADABLE = ("log_level", "log_format", "alert_webhook_url")
-_SHOWN = ("log_level", "log_format")  # reloadable settings whose values may be logged
+RELOADABLE = ("log_level", "log_format", "alert_webhook_url", "tier_limits")
+_SHOWN = ("log_level", "log_format", "tier_limits")  # reloadable settings whose values may be logged
 
 
 class Reloader:
@@ -61,6 +63,8 @@ class Reloader:
         self.running = old.replace(**{name: getattr(new, name) for name in applied})
         if "log_level" in applied or "log_format" in applied:
             logs.setup(new.log_format, new.log_level)
+        if "tier_limits" in applied:  # cached keys follow within TRIGGERD_KEY_CACHE_TTL
+            self.node.keys.tier_limits = parse_tier_limits(new.tier_limits)
         if "alert_webhook_url" in applied:
             self.node.config = self.node.config.replace(alert_webhook_url=new.alert_webhook_url)
             await self._restart_alerter()

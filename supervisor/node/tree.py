@@ -36,7 +36,7 @@ from ingestor.context import Ingest
 from ingestor.ratelimit import RateLimiter
 from ingestor.writer import EventWriter, new_dedup_cache
 from supervisor import ChildSpec, Process, Strategy, Supervisor
-from supervisor.node.config import Config, parse_durations
+from supervisor.node.config import Config, listens_locally, parse_durations, parse_tier_limits
 from supervisor.node.database import Database
 from supervisor.node.metrics import NodeCollector, tree_status
 from workers import metrics as worker_metrics
@@ -77,12 +77,16 @@ class Node:
         # dedup window, a 409 would name a pruned event.
         self.dedup = new_dedup_cache(config.dedup_cache_size,
                                      min(config.dedup_ttl, config.retention))
-        self.keys = KeyStore(self.pool, ttl=config.key_cache_ttl)
+        self.keys = KeyStore(self.pool, ttl=config.key_cache_ttl,
+                             tier_limits=parse_tier_limits(config.tier_limits))
         self.limiter = RateLimiter()
         self.subtrees: dict[str, Supervisor] = {}
         self.ingest = Ingest(pool=self.pool, writer=lambda: self.child("ingest", "writer", EventWriter),
                              keys=self.keys, dedup=self.dedup, limiter=self.limiter,
                              admin_token=config.admin_token, commit_timeout=config.commit_timeout,
+                             loopback_only=listens_locally(config.host),
+                             open_signup=config.open_signup,
+                             metrics_public=config.metrics_public,
                              healthy=self.healthy,
                              allow_private_targets=config.allow_private_targets,
                              node_name=self.name, tree_status=lambda: tree_status(self.root),

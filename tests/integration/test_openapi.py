@@ -189,7 +189,11 @@ async def test_rate_limit_and_admin_token_as_documented(api: Api, node: Node,
     call = Exerciser(api, doc)
     key = await api.new_org("small", tier="free")
     many = {"events": [{"type": "a", "payload": {}}] * 101}
-    body = await call("POST", "/api/events/batch", 429, key, json=many)
+    body = await call("POST", "/api/events/batch", 413, key, json=many)  # never allowed
+    assert body["limit"] == 100
+    some = {"events": [{"type": "a", "payload": {}}] * 60}
+    await call("POST", "/api/events/batch", 202, key, json=some)
+    body = await call("POST", "/api/events/batch", 429, key, json=some)  # wait and retry
     assert body["limit"] == 100
     node.ingest.admin_token = "s3cret"
     org = {"organization_name": "other"}
