@@ -18,7 +18,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,8 @@ class Suite:
         self.results["ingest"]["node_roles"] = self.ingest_roles
         # Sequential first: the latency an operator sees on a node that is not under load.
         await self.step("sequential", lambda: measure_ingest.sequential(p, node, say))
-        await self.step("ingest", lambda: measure_ingest.ingest(self.gen, p, node, bare, naive, say))
+        await self.step("ingest",
+                        lambda: measure_ingest.ingest(self.gen, p, node, bare, naive, say))
         await self.step("batch", lambda: measure_ingest.batch(self.gen, p, node, say))
         await self.children.stop(bare)
         await self.children.stop(naive)
@@ -109,7 +110,8 @@ class Suite:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
+                                     description=__doc__.split("\n\n")[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="shorter runs (about 75 s)")
     size.add_argument("--smoke", action="store_true", help="tiny counts, seconds (for the tests)")
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:]))
     results = report.skeleton(profile, command)
     results["load_generator"] = gen.name
-    results["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     suite = Suite(profile, gen, results, args.ingest_roles)
     try:
         import uvloop

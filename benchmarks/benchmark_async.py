@@ -84,7 +84,7 @@ async def post_event(session: aiohttp.ClientSession, api_url: str, key: str,
         async with session.post(f"{api_url}/api/events", data=data, headers=headers) as resp:
             await resp.read()
             status = str(resp.status)
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         status = type(exc).__name__
     return (time.perf_counter() - started) * 1000, status
 

@@ -163,7 +163,7 @@ async def closed_loop(load: Load, statuses: Counter[str] | None = None) -> dict[
                                             headers=headers) as resp:
                         await resp.read()
                         status = str(resp.status)
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     status = type(exc).__name__
                     await asyncio.sleep(0.01)  # no answer: do not spin on a refused socket
                 statuses[status] += 1
@@ -204,7 +204,7 @@ async def open_loop(url: str, keys: list[str], rate: float, duration: float,
                     statuses[str(resp.status)] += 1
                     if resp.status == 202:
                         sent_at[str(answer["id"])] = time.time() if accepted else t0
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
                 statuses[type(exc).__name__] += 1
 
         start = time.perf_counter()

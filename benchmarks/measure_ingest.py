@@ -103,7 +103,7 @@ async def _sample(node: Child, into: list[tuple[float, float]], origin: float,
             into.append((round(time.monotonic() - origin, 1), round(mb, 1)))
         try:
             await asyncio.wait_for(stop.wait(), every)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 
@@ -128,7 +128,7 @@ async def _wait_ready(url: str, timeout: float) -> float | None:
                 async with session.get(url + "/health/ready") as resp:
                     if resp.status == 200:
                         return time.monotonic() - started
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 pass
             await asyncio.sleep(0.1)
     return None

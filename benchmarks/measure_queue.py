@@ -14,7 +14,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -169,7 +169,7 @@ async def _delivery_run(pg: Postgres, children: Children, profile: Profile, rece
             ids.append(uuid.uuid4())
             await conn.execute(ENDPOINT, ids[-1], org, f"{receiver.url}/hook/{j}", new_secret())
         await conn.execute(EVENTS, org, n, int(time.time() * 1000) - n,
-                           datetime.now(timezone.utc))
+                           datetime.now(UTC))
         await conn.execute(DELIVERIES, org, ids)
         await conn.execute("VACUUM ANALYZE")
         node = await children.node(

@@ -97,7 +97,7 @@ class Child:
         self.process.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(self.process.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.process.kill()
             await self.process.wait()
 
@@ -112,7 +112,7 @@ class Child:
                     async with session.get(self.url + path) as resp:
                         await resp.read()
                         return
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                except (TimeoutError, aiohttp.ClientError, OSError):
                     await asyncio.sleep(0.05)
         raise self.failed(f"did not answer on {self.url}{path} within {timeout:.0f} s")
 

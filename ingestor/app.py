@@ -12,8 +12,17 @@ import resource
 
 from aiohttp import web
 
-from ingestor import (routes_deliveries, routes_endpoints, routes_events, routes_health,
-                      routes_inbox, routes_keys, routes_meta, routes_metrics, routes_node)
+from ingestor import (
+    routes_deliveries,
+    routes_endpoints,
+    routes_events,
+    routes_health,
+    routes_inbox,
+    routes_keys,
+    routes_meta,
+    routes_metrics,
+    routes_node,
+)
 from ingestor.context import Ingest
 from ingestor.http import BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT, errors
 from ingestor.routes_events import INGEST

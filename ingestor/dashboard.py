@@ -173,7 +173,8 @@ def render(page: Page) -> str:
         "<h2>Supervision tree</h2>", _tree(page.tree),
         _counters(page.values),
         "<h2>Queues (all organizations)</h2>", _queue(page.queue),
-        "<h2>Recent dead letters (all organizations, newest first)</h2>", _dead_letters(page.dead_letters),
+        "<h2>Recent dead letters (all organizations, newest first)</h2>",
+        _dead_letters(page.dead_letters),
         "<h2>Endpoints disabled or with an open breaker</h2>", _endpoints(page.endpoints),
         "</body></html>",
     ])

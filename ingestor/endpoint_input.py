@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -127,8 +127,8 @@ def parse_time(value: Any, name: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        in_utc = parsed.astimezone(timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
+        in_utc = parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         raise ApiError(400, f"{name} is not an ISO-8601 timestamp: {value[:100]!r}") from None
     if not MIN_YEAR <= in_utc.year <= MAX_YEAR:
@@ -142,6 +142,6 @@ def parse_window(body: Any) -> tuple[datetime, datetime | None]:
         raise ApiError(400, "since is required: an ISO-8601 timestamp")
     since = parse_time(body["since"], "since")
     until = None if body.get("until") is None else parse_time(body["until"], "until")
-    if since >= (until or datetime.now(timezone.utc)):
+    if since >= (until or datetime.now(UTC)):
         raise ApiError(400, "since must be before until (which defaults to now)")
     return since, until

@@ -22,13 +22,20 @@ from dataclasses import dataclass
 
 import asyncpg
 from cachetools import TTLCache
-from triggerd_sql.faults import is_transient
 
 from ingestor import metrics, queries
-from ingestor.pending import (DedupKey, EventRejected, OutcomeUnknown, Pending,
-                              WriteFailed, WriterUnavailable, Written)
+from ingestor.pending import (
+    DedupKey,
+    EventRejected,
+    OutcomeUnknown,
+    Pending,
+    WriteFailed,
+    WriterUnavailable,
+    Written,
+)
 from ingestor.verify import stored_ids
 from supervisor.throttle import Throttle
+from triggerd_sql.faults import is_transient
 
 log = logging.getLogger(__name__)
 

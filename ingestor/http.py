@@ -28,10 +28,10 @@ from uuid import UUID
 
 import orjson
 from aiohttp import web
-from triggerd_sql.faults import is_transient
 
 from ingestor import metrics
 from supervisor.throttle import Throttle
+from triggerd_sql.faults import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,8 @@ REQUEST_ORG: ContextVar[UUID | None] = ContextVar("request_org", default=None)
 _UNAVAILABLE = Throttle(10.0)
 
 
-def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+def json_response(body: Any, status: int = 200,
+                  headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type=_JSON, headers=headers)
 
 

@@ -41,7 +41,7 @@ async def check_host(host: str, port: int, timeout: float = RESOLVE_TIMEOUT_S) -
     try:
         infos = await asyncio.wait_for(
             loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
-    except (socket.gaierror, asyncio.TimeoutError):
+    except (TimeoutError, socket.gaierror):
         return
     except UnicodeError:
         raise TargetRefused(f"{host} is not a valid host name") from None

@@ -16,8 +16,12 @@ from ingestor.routes_deliveries import STATUSES as DELIVERY_STATUSES
 from ingestor.routes_endpoints import MAX_BODY as ENDPOINT_BODY
 from ingestor.routes_inbox import INBOX_STATUSES, MAX_ACK
 from ingestor.routes_metrics import RANGES
-from ingestor.validation import (MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BODY, MAX_EVENT_BYTES,
-                                 MAX_NAME)
+from ingestor.validation import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
+    MAX_EVENT_BODY,
+    MAX_NAME,
+)
 
 MAX_DELIVERY_ID = 2**63 - 1
 _JSON = "application/json"

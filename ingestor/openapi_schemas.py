@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ingestor.auth import TIER_LIMITS
-from ingestor.endpoint_input import (MAX_DESCRIPTION, MAX_EVENT_TYPES, MAX_RATE, MAX_TYPE,
-                                     MAX_URL)
+from ingestor.endpoint_input import MAX_DESCRIPTION, MAX_EVENT_TYPES, MAX_RATE, MAX_TYPE, MAX_URL
 from ingestor.routes_deliveries import STATUSES as DELIVERY_STATUSES
 from ingestor.routes_inbox import MAX_ACK
 from ingestor.routes_metrics import RANGES

@@ -22,8 +22,14 @@ from typing import Any
 
 from ingestor import metrics
 from ingestor.http import RETRY_AFTER_S, ApiError, unavailable
-from ingestor.pending import (EventRejected, OutcomeUnknown, Pending, WriteFailed,
-                              WriterUnavailable, Written)
+from ingestor.pending import (
+    EventRejected,
+    OutcomeUnknown,
+    Pending,
+    WriteFailed,
+    WriterUnavailable,
+    Written,
+)
 
 
 class CommitTimeout(Exception):
@@ -102,7 +108,7 @@ def batch_error(outcomes: list[Written | Failure], dedup_ids: list[str | None]) 
 def _results(outcomes: list[Written | Failure],
              dedup_ids: list[str | None]) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
-    for outcome, dedup_id in zip(outcomes, dedup_ids):
+    for outcome, dedup_id in zip(outcomes, dedup_ids, strict=True):
         if isinstance(outcome, Written):
             item = {"id": outcome.id, "status": "duplicate" if outcome.duplicate else "accepted"}
         else:

@@ -5,7 +5,7 @@ routes share."""
 from __future__ import annotations
 
 import struct
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -13,8 +13,15 @@ from aiohttp import web
 from ingestor import queries_delivery as q
 from ingestor.auth import Org
 from ingestor.context import Ingest
-from ingestor.http import (ApiError, decode_cursor, json_response, page_of, query_choice,
-                           query_int, query_text)
+from ingestor.http import (
+    ApiError,
+    decode_cursor,
+    json_response,
+    page_of,
+    query_choice,
+    query_int,
+    query_text,
+)
 from ingestor.ids import parse_uuid
 from ingestor.routes_events import INGEST
 
@@ -22,7 +29,7 @@ routes = web.RouteTableDef()
 
 STATUSES = ("pending", "in_flight", "failed", "delivered", "dead_letter", "cancelled")
 _MAX_ID = 2**63 - 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BAD_CURSOR = "cursor is not valid: pass back a next_cursor from a previous page"
 
 

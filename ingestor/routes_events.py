@@ -12,8 +12,13 @@ from ingestor import queries, queries_delivery
 from ingestor.context import Ingest
 from ingestor.http import ApiError, json_response, read_json
 from ingestor.ids import parse_uuid
-from ingestor.validation import (MAX_BATCH_BYTES, MAX_EVENT_BODY, decode_json, parse_batch,
-                                 parse_event)
+from ingestor.validation import (
+    MAX_BATCH_BYTES,
+    MAX_EVENT_BODY,
+    decode_json,
+    parse_batch,
+    parse_event,
+)
 
 INGEST = web.AppKey("ingest", Ingest)
 routes = web.RouteTableDef()
@@ -46,7 +51,7 @@ async def post_batch(request: web.Request) -> web.Response:
     limit = ingest.charge(org, cost=len(events))
     outcomes = await ingest.submit_many(org, events)
     results: list[dict[str, Any]] = []
-    for event, written in zip(events, outcomes):
+    for event, written in zip(events, outcomes, strict=True):
         item: dict[str, Any] = {"id": written.id,
                                 "status": "duplicate" if written.duplicate else "accepted"}
         if event.dedup_id is not None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from triggerd_sql.faults import is_transient
 
 from ingestor.http import json_response
 from ingestor.routes_events import INGEST
+from triggerd_sql.faults import is_transient
 
 routes = web.RouteTableDef()
 READY_TIMEOUT_S = 1.0

@@ -7,8 +7,16 @@ from uuid import UUID
 from aiohttp import web
 
 from ingestor import queries
-from ingestor.http import (ApiError, decode_cursor, json_response, page_of, query_choice,
-                           query_int, query_text, read_json)
+from ingestor.http import (
+    ApiError,
+    decode_cursor,
+    json_response,
+    page_of,
+    query_choice,
+    query_int,
+    query_text,
+    read_json,
+)
 from ingestor.ids import parse_uuid
 from ingestor.routes_events import INGEST, event_json, path_event_id
 

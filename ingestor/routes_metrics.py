@@ -11,8 +11,15 @@ from aiohttp import web
 
 from ingestor import queries_delivery as q
 from ingestor.http import ApiError, json_response, page_of, query_int
-from ingestor.routes_deliveries import (delivery_id, delivery_json, from_micros, int_position,
-                                        micros, read_int_cursor, retry)
+from ingestor.routes_deliveries import (
+    delivery_id,
+    delivery_json,
+    from_micros,
+    int_position,
+    micros,
+    read_int_cursor,
+    retry,
+)
 from ingestor.routes_events import INGEST
 
 routes = web.RouteTableDef()
@@ -49,7 +56,7 @@ def _latency(percentiles: list[float] | None) -> dict[str, float | None]:
     names = ("p50", "p95", "p99")
     if percentiles is None:
         return dict.fromkeys(names)
-    return {name: round(v, 3) for name, v in zip(names, percentiles)}
+    return {name: round(v, 3) for name, v in zip(names, percentiles, strict=True)}
 
 
 @routes.get("/api/webhook-metrics/delivery-stats")

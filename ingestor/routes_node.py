@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
-from triggerd_sql.faults import is_transient
 
 from ingestor import queries_node as q
 from ingestor.auth import check_admin
@@ -25,6 +24,7 @@ from ingestor.context import Ingest
 from ingestor.dashboard import Page, render
 from ingestor.metrics import DELIVERY_STATES, QueueState, Scrape, queue_families
 from ingestor.routes_events import INGEST
+from triggerd_sql.faults import is_transient
 
 routes = web.RouteTableDef()
 
@@ -86,7 +86,7 @@ async def dashboard(request: web.Request) -> web.Response:
             raise
         # the page says PostgreSQL did not answer
     values = Scrape(ingest.node_metrics(), queue_families(queue)).values()
-    page = Page(node_name=ingest.node_name, now=datetime.now(timezone.utc),
+    page = Page(node_name=ingest.node_name, now=datetime.now(UTC),
                 tree=ingest.tree_status(), values=values, queue=queue,
                 dead_letters=dead, endpoints=held)
     return web.Response(text=render(page), content_type="text/html", charset="utf-8",

@@ -16,9 +16,9 @@ import logging
 from collections.abc import Callable
 
 import asyncpg
-from triggerd_sql.faults import is_transient
 
 from ingestor import metrics, queries
+from triggerd_sql.faults import is_transient
 
 log = logging.getLogger(__name__)
 

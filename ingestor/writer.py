@@ -23,8 +23,16 @@ import asyncpg
 from cachetools import TTLCache
 
 from ingestor.flush import flush
-from ingestor.pending import (DedupKey, EventRejected, OutcomeUnknown, Pending, WriteFailed,
-                              WriterUnavailable, Written, new_dedup_cache)
+from ingestor.pending import (
+    DedupKey,
+    EventRejected,
+    OutcomeUnknown,
+    Pending,
+    WriteFailed,
+    WriterUnavailable,
+    Written,
+    new_dedup_cache,
+)
 from supervisor import Actor
 
 __all__ = ["DedupKey", "EventRejected", "EventWriter", "OutcomeUnknown", "Pending",

@@ -102,7 +102,8 @@ class Api:
         self.base = base
         self.session = session
 
-    def request(self, method: str, path: str, **kwargs: object) -> aiohttp.client._RequestContextManager:
+    def request(self, method: str, path: str,
+                **kwargs: object) -> aiohttp.client._RequestContextManager:
         return self.session.request(method, self.base + path, **kwargs)  # type: ignore[arg-type]
 
     async def call(self, method: str, path: str, key: str | None = None,

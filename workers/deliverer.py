@@ -26,7 +26,7 @@ import contextlib
 import importlib.metadata
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 import aiohttp
@@ -99,8 +99,8 @@ class DelivererStopped(RuntimeError):
 def render_body(job: Job) -> bytes:
     """The webhook body; the stored payload text is embedded as is, not re-parsed."""
     created = job.created_at
-    created = (created.replace(tzinfo=timezone.utc) if created.tzinfo is None
-               else created.astimezone(timezone.utc))
+    created = (created.replace(tzinfo=UTC) if created.tzinfo is None
+               else created.astimezone(UTC))
     document = {"id": job.event_id, "type": job.event_type,
                 "data": orjson.Fragment(job.payload), "timestamp": created}
     return orjson.dumps(document, option=orjson.OPT_UTC_Z)

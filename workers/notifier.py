@@ -39,7 +39,7 @@ class Notifier(Process):
             lost = asyncio.get_running_loop().create_future()
             try:
                 self._conn = await asyncpg.connect(self._dsn(), timeout=5)
-                self._conn.add_termination_listener(lambda _conn: _settle(lost))
+                self._conn.add_termination_listener(lambda _conn, lost=lost: _settle(lost))
                 await self._conn.add_listener(CHANNEL, self._notified)
             except Exception as exc:
                 if not is_transient(exc):

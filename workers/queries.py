@@ -6,8 +6,9 @@ Each query starts with its purpose and what each $n is.
 # Routes a batch of unrouted events in one statement: claims them in acceptance order
 # over the events_unrouted partial index (SKIP LOCKED, so pollers on several nodes never
 # take the same event), marks them routed, and creates one delivery per matching enabled
-# endpoint, carrying the event's seq (an ordered endpoint's order). A crash before commit leaves the events unrouted, so routing may commit
-# asynchronously (synchronous_commit off) without risking a loss.
+# endpoint, carrying the event's seq (an ordered endpoint's order). A crash before commit
+# leaves the events unrouted, so routing may commit asynchronously (synchronous_commit
+# off) without risking a loss.
 # $1 batch size. Returns the events routed and the deliveries created.
 ROUTE_EVENTS = """
 WITH claimed AS (
@@ -103,9 +104,10 @@ SET status = 'in_flight', attempts = delivery.attempts + 1,
 FROM due, events AS event, endpoints AS endpoint
 WHERE delivery.id = due.id AND event.id = delivery.event_id
   AND endpoint.id = delivery.endpoint_id AND endpoint.deleted_at IS NULL
-RETURNING delivery.id, delivery.event_id::text AS event_id, delivery.endpoint_id::text AS endpoint_id,
-          delivery.attempts, delivery.lease_token, event.type, event.payload::text AS payload, event.created_at,
-          endpoint.url, endpoint.secret, endpoint.rate_limit_per_second,
+RETURNING delivery.id, delivery.event_id::text AS event_id,
+          delivery.endpoint_id::text AS endpoint_id, delivery.attempts, delivery.lease_token,
+          event.type, event.payload::text AS payload, event.created_at, endpoint.url,
+          endpoint.secret, endpoint.rate_limit_per_second,
           CASE WHEN endpoint.previous_secret_until > now() THEN endpoint.previous_secret END
               AS previous_secret
 """

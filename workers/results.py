@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -165,7 +165,7 @@ class ResultWriter(Actor[Outcome]):
 
     async def _write(self, batch: list[Outcome]) -> None:
         started = time.perf_counter()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         decisions = [self._decide(o, now) for o in batch]
         errors = [_clean(o.error, ERROR_LIMIT) for o in batch]
         async with self._pool().acquire() as conn, conn.transaction():
@@ -239,8 +239,8 @@ class ResultWriter(Actor[Outcome]):
             if outcome.gone:
                 gone[endpoint] = GONE_REASON
         ids = sorted(per_endpoint)
-        rows = await conn.fetch(queries.ENDPOINT_HEALTH, ids,
-                                [per_endpoint[i][0] for i in ids], [per_endpoint[i][1] for i in ids])
+        rows = await conn.fetch(queries.ENDPOINT_HEALTH, ids, [per_endpoint[i][0] for i in ids],
+                                [per_endpoint[i][1] for i in ids])
         health = [_health(r) for r in rows]
         changes, alerts = self._breaker.decide(health)
         if changes:

@@ -13,13 +13,13 @@ import asyncio
 import logging
 
 import asyncpg
-from triggerd_sql.faults import is_transient
 
 from supervisor import Resident
 from supervisor.node.config import Config
 from supervisor.node.dbpool import CONNECT_TIMEOUT_S, open_pool
 from supervisor.node.migrate import migrate
 from supervisor.node.postgres import EmbeddedPostgres
+from triggerd_sql.faults import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Database(Resident):
         if self._pool is not None:
             try:
                 await asyncio.wait_for(self._pool.close(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._pool.terminate()
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.stop)

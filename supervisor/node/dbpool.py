@@ -19,9 +19,9 @@ import logging
 from typing import Any
 
 import asyncpg
-from triggerd_sql.faults import is_transient
 
 from supervisor.throttle import Throttle
+from triggerd_sql.faults import is_transient
 
 log = logging.getLogger(__name__)
 

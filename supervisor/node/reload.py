@@ -31,7 +31,8 @@ from workers.alerter import Alerter
 log = logging.getLogger(__name__)
 
 RELOADABLE = ("log_level", "log_format", "alert_webhook_url", "tier_limits")
-_SHOWN = ("log_level", "log_format", "tier_limits")  # reloadable settings whose values may be logged
+# Reloadable settings whose values may be logged (the alert URL may hold a secret).
+_SHOWN = ("log_level", "log_format", "tier_limits")
 
 
 class Reloader:

@@ -81,7 +81,8 @@ class Node:
                              tier_limits=parse_tier_limits(config.tier_limits))
         self.limiter = RateLimiter()
         self.subtrees: dict[str, Supervisor] = {}
-        self.ingest = Ingest(pool=self.pool, writer=lambda: self.child("ingest", "writer", EventWriter),
+        self.ingest = Ingest(pool=self.pool,
+                             writer=lambda: self.child("ingest", "writer", EventWriter),
                              keys=self.keys, dedup=self.dedup, limiter=self.limiter,
                              admin_token=config.admin_token, commit_timeout=config.commit_timeout,
                              loopback_only=listens_locally(config.host),

@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
@@ -22,7 +22,7 @@ from workers.deliverer import BODY_LIMIT, VERSION, Deliverer, Job
 from workers.signing import sign
 
 PAYLOAD = '{"order": 42, "items": [1, 2],  "note": "caf\\u00e9"}'
-CREATED = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+CREATED = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 def new_secret() -> str:

@@ -4,14 +4,18 @@ attempts are written straight into the tables (no poller or deliverer runs here)
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
 from tests.conftest import Api
-from tests.integration.delivery_helpers import (insert_attempt, insert_delivery,
-                                                new_endpoint, new_event)
+from tests.integration.delivery_helpers import (
+    insert_attempt,
+    insert_delivery,
+    new_endpoint,
+    new_event,
+)
 
 FIELDS = {"id", "event_id", "endpoint_id", "event_type", "status", "attempts",
           "response_status", "last_error", "next_attempt_at", "delivered_at", "created_at",
@@ -90,7 +94,7 @@ async def test_get_delivery_with_its_attempts(api: Api, db: asyncpg.Connection) 
 async def test_retry_transitions(api: Api, db: asyncpg.Connection, path: str) -> None:
     key = await api.new_org()
     ep = await new_endpoint(api, key)
-    later = datetime.now(timezone.utc) + HOUR
+    later = datetime.now(UTC) + HOUR
     made = {}
     for status in ("failed", "dead_letter", "delivered", "in_flight", "pending"):
         made[status] = await insert_delivery(db, await new_event(api, key), ep["id"], status,
@@ -131,7 +135,7 @@ async def test_event_shows_one_delivery_per_endpoint(api: Api, db: asyncpg.Conne
     a, b = await new_endpoint(api, key), await new_endpoint(api, key)
     event_id = await new_event(api, key)
     await insert_delivery(db, event_id, a["id"], "delivered", attempts=1, response_status=200,
-                          delivered_at=datetime.now(timezone.utc))
+                          delivered_at=datetime.now(UTC))
     await insert_delivery(db, event_id, b["id"], "failed", attempts=2, response_status=503,
                           last_error="HTTP 503")
     status, body, _ = await api.call("GET", f"/api/events/{event_id}", key)
@@ -152,7 +156,7 @@ async def test_queue_health_counts(api: Api, db: asyncpg.Connection) -> None:
     assert body["healthy"] is True and body["stats"] == {
         "queue_depth": 0, "oldest_pending_age_s": 0, "failure_rate": 0}
     ep = await new_endpoint(api, key)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = [("pending", now - timedelta(minutes=10), now - timedelta(seconds=1)),  # waiting
             ("pending", now, now),                                              # waiting
             ("pending", now, now + HOUR),                                       # delayed
@@ -186,7 +190,7 @@ async def test_queue_health_counts(api: Api, db: asyncpg.Connection) -> None:
 async def test_delivery_stats(api: Api, db: asyncpg.Connection) -> None:
     key = await api.new_org()
     ep = await new_endpoint(api, key)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     plan = [("order.created", "delivered", 1, now, [100.0]),
             ("order.created", "delivered", 2, now, [200.0]),
             ("order.created", "dead_letter", 8, now, []),
@@ -237,7 +241,7 @@ async def test_recent_failures(api: Api, db: asyncpg.Connection) -> None:
     ep = await new_endpoint(api, key)
     event_id = await new_event(api, key)
     delivery = await insert_delivery(db, event_id, ep["id"], "failed", attempts=3)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     await insert_attempt(db, delivery, 1, 500, error="HTTP 500", created_at=now - 3 * HOUR)
     await insert_attempt(db, delivery, 2, None, error="timeout", created_at=now - 2 * HOUR)
     await insert_attempt(db, delivery, 3, 200, created_at=now - HOUR)
@@ -261,7 +265,7 @@ async def test_recent_failures(api: Api, db: asyncpg.Connection) -> None:
 async def test_dead_letter_queue_pages(api: Api, db: asyncpg.Connection) -> None:
     key = await api.new_org()
     ep = await new_endpoint(api, key)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     dead = []
     for i in range(5):
         dead.append(await insert_delivery(db, await new_event(api, key), ep["id"],

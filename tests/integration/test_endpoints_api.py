@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import asyncpg
 
 from supervisor.node.tree import Node
 from tests.conftest import Api, node_config
-from tests.integration.delivery_helpers import (PUBLIC_URL, insert_delivery, new_endpoint,
-                                                new_event)
+from tests.integration.delivery_helpers import PUBLIC_URL, insert_delivery, new_endpoint, new_event
 
 FIELDS = {"id", "url", "event_types", "description", "rate_limit_per_second", "ordered",
           "is_default", "enabled", "disabled_reason", "disabled_at", "last_success_at",
@@ -114,7 +113,7 @@ async def test_rotate_secret_keeps_the_old_one_for_a_day(api: Api, db: asyncpg.C
     assert row["secret"] == body["secret"] and row["previous_secret"] == ep["secret"]
     assert timedelta(hours=23, minutes=59) < row["left"] <= timedelta(hours=24)
     until = datetime.fromisoformat(str(body["previous_secret_until"]))
-    assert until > datetime.now(timezone.utc) + timedelta(hours=23)
+    assert until > datetime.now(UTC) + timedelta(hours=23)
 
 
 async def test_enable_resets_the_failure_state(api: Api, db: asyncpg.Connection) -> None:
@@ -263,7 +262,7 @@ async def test_recover_requeues_failed_and_dead_in_the_window(
     key = await api.new_org()
     ep = await new_endpoint(api, key)
     other = await new_endpoint(api, key)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     hour = timedelta(hours=1)
     cases = [("failed", now - 2 * hour, True), ("dead_letter", now - 3 * hour, True),
              ("dead_letter", now - 10 * hour, False), ("delivered", now - 2 * hour, False),
@@ -302,7 +301,7 @@ async def test_recover_refuses_a_disabled_endpoint_and_bad_windows(
     key = await api.new_org()
     ep = await new_endpoint(api, key)
     path = f"/api/endpoints/{ep['id']}/recover"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for body, word in [({}, "since"), ({"since": "yesterday"}, "since"),
                        ({"since": 5}, "since"),
                        ({"since": now.isoformat(), "until": (now - timedelta(hours=1)).isoformat()},

@@ -23,7 +23,8 @@ async def edge(database_url: str) -> AsyncIterator[Node]:
     await running.root.stop(10)
 
 
-async def _exchange(port: int, raw: bytes, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+async def _exchange(port: int, raw: bytes,
+                    timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(raw)
@@ -96,7 +97,7 @@ async def _trickle(port: int) -> float:
 async def _closed(reader: asyncio.StreamReader, wait: float) -> bool:
     try:
         return await asyncio.wait_for(reader.read(1), wait) == b""
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
 
 

@@ -168,7 +168,7 @@ async def test_inbox_rejects_bad_parameters(api: Api) -> None:
 async def test_ack_single_and_bulk(api: Api) -> None:
     key = await api.new_org()
     ids = []
-    for i in range(4):
+    for _ in range(4):
         _, body, _ = await api.call("POST", "/api/events", key, json={"type": "t", "payload": {}})
         ids.append(body["id"])
     status, body, _ = await api.call("POST", f"/api/ack/{ids[0]}", key)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
 import signal
 import socket
-import shutil
 import statistics
 import sys
 import tempfile

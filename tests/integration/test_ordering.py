@@ -8,11 +8,10 @@ import json
 from contextlib import AsyncExitStack
 
 import asyncpg
+from aiohttp import web
 
 from tests.integration.test_delivery import endpoint, running
 from tests.receiver import Received, receiver
-
-from aiohttp import web
 
 
 async def _quick(_: Received, __: int) -> web.StreamResponse:

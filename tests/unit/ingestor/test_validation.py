@@ -8,8 +8,7 @@ import json
 import pytest
 
 from ingestor.http import ApiError
-from ingestor.validation import (MAX_DEPTH, MAX_EVENT_BYTES, decode_json, parse_batch,
-                                 parse_event)
+from ingestor.validation import MAX_DEPTH, MAX_EVENT_BYTES, decode_json, parse_batch, parse_event
 
 EXACT = [
     '{"n": 18446744073709551616}', '{"n": -18446744073709551617}',

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from datetime import datetime, timezone
 
 import pytest
 
@@ -113,8 +113,8 @@ def test_parse_retry_after_seconds(value: str | None, expected: float | None) ->
 
 
 def test_parse_retry_after_http_date() -> None:
-    now = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
-    later = format_datetime(datetime(2024, 5, 1, 12, 1, 30, tzinfo=timezone.utc), usegmt=True)
+    now = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC).timestamp()
+    later = format_datetime(datetime(2024, 5, 1, 12, 1, 30, tzinfo=UTC), usegmt=True)
     assert later == "Wed, 01 May 2024 12:01:30 GMT"
     assert parse_retry_after(later, now) == 90.0
     assert parse_retry_after("Wed, 01 May 2024 11:59:00 GMT", now) is None

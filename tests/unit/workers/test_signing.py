@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -29,7 +29,7 @@ def test_matches_the_published_vector() -> None:
 
 def test_matches_the_reference_library() -> None:
     secret = new_secret()
-    when = datetime.fromtimestamp(TIMESTAMP, tz=timezone.utc)
+    when = datetime.fromtimestamp(TIMESTAMP, tz=UTC)
     expected = Webhook(secret).sign(MSG_ID, when, BODY.decode())
     assert sign(secret, MSG_ID, TIMESTAMP, BODY) == expected
 
