@@ -115,3 +115,29 @@ async def test_a_trickled_request_head_is_cut_and_others_are_served(edge: Node) 
     held = await asyncio.gather(*slow)
     assert max(held) < 4.0, held  # keep-alive timeout 1 s: the head had 1 s to arrive
     assert max(latencies) < 1.0, latencies
+
+
+async def test_a_thousand_slow_connections_hold_nothing(database_url: str) -> None:
+    node = Node(node_config(database_url, http_keepalive_timeout=2.0))
+    await node.root.start()
+    port = node.config.port
+    slow: list[asyncio.StreamWriter] = []
+    try:
+        for _ in range(1000):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST /api/events HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            slow.append(writer)
+        latencies = []
+        for _ in range(20):
+            started = time.monotonic()
+            status, _, _ = await _exchange(port, b"GET /health/live HTTP/1.1\r\nHost: x\r\n"
+                                                 b"Connection: close\r\n\r\n")
+            latencies.append(time.monotonic() - started)
+            assert status == 200
+        assert sorted(latencies)[10] < 0.1, latencies  # the median: served at once
+        await asyncio.sleep(2.5)  # past the deadline for a request head: all cut off
+        assert len(node.root.child("ingest").child("http")._runner.server.connections) == 0
+    finally:
+        for writer in slow:
+            writer.close()
+        await node.root.stop(10)
