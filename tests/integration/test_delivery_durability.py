@@ -149,3 +149,35 @@ async def test_postgres_restart_mid_delivery_loses_nothing(own_server: Any) -> N
     duplicates = sum(n - 1 for n in rx.per_event.values())
     assert duplicates <= node.config.pool_size
     assert node.root.restarts == 0, "the tree rides out a PostgreSQL restart"
+
+
+@pytest.mark.slow
+async def test_frozen_postgres_mid_delivery_loses_nothing(own_server: Any) -> None:
+    """Every PostgreSQL process stopped (SIGSTOP) for longer than the statement timeouts
+    while deliveries flow: nothing is lost, duplicates stay within the node's leases, no
+    event stays pending, and the tree rides it out."""
+    from tests.integration.test_ingest_faults import frozen
+
+    async with receiver() as rx, aiohttp.ClientSession() as session:
+        node = Node(delivery_config(own_server.dsn, request_timeout=2.0))
+        await node.root.start()
+        try:
+            api = Api(f"http://127.0.0.1:{node.config.port}", session)
+            key = await api.new_org()
+            await endpoint(api, key, rx.url("/hook", _slow_ok))
+            ids = await _post_batches(api, key, 500)
+            await rx.wait_for(lambda: len(rx.at("/hook")) >= 100)
+            with frozen(own_server):
+                await asyncio.sleep(6.0)
+            conn = await asyncpg.connect(own_server.dsn)
+            try:
+                await _wait_all_delivered(conn, 500)
+                assert await conn.fetchval(
+                    "SELECT count(*) FROM events WHERE status <> 'delivered'") == 0
+            finally:
+                await conn.close()
+            assert {e for (_, e) in rx.per_event} == set(ids)
+        finally:
+            await node.root.stop(10)
+    duplicates = sum(n - 1 for n in rx.per_event.values())
+    assert duplicates <= node.config.pool_size
