@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,10 +125,13 @@ async def test_two_nodes_share_the_work_without_duplicates(
             await node.root.stop(10)
 
 
-@pytest.mark.slow
-async def test_postgres_restart_mid_delivery_loses_nothing(own_server: Any) -> None:
+async def _fault_mid_delivery(server: Any, fault: Callable[[], Awaitable[None]],
+                              **changes: Any) -> Node:
+    """500 events flowing to a receiver; `fault` strikes PostgreSQL once 100 arrived.
+    Nothing may be lost, no event stay pending, duplicates stay within the node's leases.
+    Returns the (stopped) node."""
     async with receiver() as rx, aiohttp.ClientSession() as session:
-        node = Node(delivery_config(own_server.dsn))
+        node = Node(delivery_config(server.dsn, **changes))
         await node.root.start()
         try:
             api = Api(f"http://127.0.0.1:{node.config.port}", session)
@@ -135,41 +139,8 @@ async def test_postgres_restart_mid_delivery_loses_nothing(own_server: Any) -> N
             await endpoint(api, key, rx.url("/hook", _slow_ok))
             ids = await _post_batches(api, key, 500)
             await rx.wait_for(lambda: len(rx.at("/hook")) >= 100)
-            await asyncio.to_thread(own_server.kill)
-            await asyncio.sleep(1.0)
-            await asyncio.to_thread(own_server.restart_server)
-            conn = await asyncpg.connect(own_server.dsn)
-            try:
-                await _wait_all_delivered(conn, 500)
-            finally:
-                await conn.close()
-            assert {e for (_, e) in rx.per_event} == set(ids)
-        finally:
-            await node.root.stop(10)
-    duplicates = sum(n - 1 for n in rx.per_event.values())
-    assert duplicates <= node.config.pool_size
-    assert node.root.restarts == 0, "the tree rides out a PostgreSQL restart"
-
-
-@pytest.mark.slow
-async def test_frozen_postgres_mid_delivery_loses_nothing(own_server: Any) -> None:
-    """Every PostgreSQL process stopped (SIGSTOP) for longer than the statement timeouts
-    while deliveries flow: nothing is lost, duplicates stay within the node's leases, no
-    event stays pending, and the tree rides it out."""
-    from tests.integration.test_ingest_faults import frozen
-
-    async with receiver() as rx, aiohttp.ClientSession() as session:
-        node = Node(delivery_config(own_server.dsn, request_timeout=2.0))
-        await node.root.start()
-        try:
-            api = Api(f"http://127.0.0.1:{node.config.port}", session)
-            key = await api.new_org()
-            await endpoint(api, key, rx.url("/hook", _slow_ok))
-            ids = await _post_batches(api, key, 500)
-            await rx.wait_for(lambda: len(rx.at("/hook")) >= 100)
-            with frozen(own_server):
-                await asyncio.sleep(6.0)
-            conn = await asyncpg.connect(own_server.dsn)
+            await fault()
+            conn = await asyncpg.connect(server.dsn)
             try:
                 await _wait_all_delivered(conn, 500)
                 assert await conn.fetchval(
@@ -181,3 +152,27 @@ async def test_frozen_postgres_mid_delivery_loses_nothing(own_server: Any) -> No
             await node.root.stop(10)
     duplicates = sum(n - 1 for n in rx.per_event.values())
     assert duplicates <= node.config.pool_size
+    return node
+
+
+@pytest.mark.slow
+async def test_postgres_restart_mid_delivery_loses_nothing(own_server: Any) -> None:
+    async def restart() -> None:
+        await asyncio.to_thread(own_server.kill)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(own_server.restart_server)
+
+    node = await _fault_mid_delivery(own_server, restart)
+    assert node.root.restarts == 0, "the tree rides out a PostgreSQL restart"
+
+
+@pytest.mark.slow
+async def test_frozen_postgres_mid_delivery_loses_nothing(own_server: Any) -> None:
+    """Every PostgreSQL process stopped (SIGSTOP) for longer than the statement timeouts."""
+    from tests.integration.test_ingest_faults import frozen
+
+    async def freeze() -> None:
+        with frozen(own_server):
+            await asyncio.sleep(6.0)
+
+    await _fault_mid_delivery(own_server, freeze, request_timeout=2.0)
