@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+from ingestor import patterns
 from ingestor.http import ApiError
 from ingestor.netguard import TargetRefused, check_host
 
@@ -18,6 +20,7 @@ MAX_RATE = 100_000
 
 
 def parse_url(value: Any, name: str = "url") -> str:
+    """An http or https URL with a host (patterns.HTTP_URL and more)."""
     if not isinstance(value, str) or not value:
         raise ApiError(400, f"{name} is required and must be a string")
     if len(value) > MAX_URL:
@@ -52,11 +55,11 @@ def _event_type(item: Any, index: int) -> str:
     where = f"event_types[{index}]"
     if not isinstance(item, str) or not 1 <= len(item) <= MAX_TYPE:
         raise ApiError(400, f"{where} must be a string of 1 to {MAX_TYPE} characters")
-    if any(ch.isspace() or ch == "\x00" for ch in item):
-        raise ApiError(400, f"{where} must not contain spaces")
-    if "*" in item and (item.count("*") > 1 or not item.endswith(".*") or len(item) < 3):
-        raise ApiError(400, f"{where}: '*' is only allowed as a '.*' suffix (e.g. 'order.*') "
-                            "or alone")
+    if not patterns.matches(patterns.EVENT_FILTER, item):
+        if "*" in item:
+            raise ApiError(400, f"{where}: '*' is only allowed as a '.*' suffix (e.g. "
+                                "'order.*') or alone")
+        raise ApiError(400, f"{where} must not contain spaces or NUL")
     return item
 
 
@@ -75,15 +78,19 @@ def parse_event_types(value: Any) -> list[str] | None:
 def parse_description(value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION or "\x00" in value:
+    if (not isinstance(value, str) or len(value) > MAX_DESCRIPTION
+            or not patterns.matches(patterns.NO_NUL, value)):
         raise ApiError(400, f"description must be null or a string of at most "
                             f"{MAX_DESCRIPTION} characters")
     return value
 
 
 def parse_rate(value: Any) -> int | None:
+    """null, or an integer in range; like JSON Schema, 5.0 is the integer 5."""
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RATE:
         raise ApiError(400, f"rate_limit_per_second must be null or an integer from 1 to "
                             f"{MAX_RATE}")
@@ -117,23 +124,40 @@ def parse_endpoint(body: Any, partial: bool) -> dict[str, Any]:
     return {name: parse(body[name]) for name, parse in _PARSERS.items() if name in body}
 
 
-MIN_YEAR, MAX_YEAR = 1970, 9998
+MIN_YEAR, MAX_YEAR = 1970, 9998  # as patterns.YEAR states them
+# The parts of a time that matches patterns.TIME.
+_TIME_PARTS = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}).([0-9]{2}):([0-9]{2}):([0-9]{2})"
+                         r"(?:\.([0-9]+))?(.*)")
+
+
+def _offset(text: str) -> timezone:
+    """`Z`, `z` or nothing: UTC; else +hh:mm or -hh:mm, less than 24 hours."""
+    if text in ("", "Z", "z"):
+        return UTC
+    hours, minutes = int(text[1:3]), int(text[4:6])
+    if minutes > 59:
+        raise ValueError(f"offset minutes {minutes}")
+    sign = -1 if text[0] == "-" else 1
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))  # ValueError: >= 24 h
 
 
 def parse_time(value: Any, name: str) -> datetime:
-    """An ISO-8601 timestamp; one without an offset is taken as UTC."""
-    if not isinstance(value, str):
-        raise ApiError(400, f"{name} must be an ISO-8601 timestamp string")
+    """An RFC 3339 time (patterns.TIME), in UTC; one without an offset is taken as UTC,
+    and a leap second (:60) as the last microsecond before it."""
+    parts = (_TIME_PARTS.fullmatch(value)
+             if isinstance(value, str) and patterns.matches(patterns.TIME, value) else None)
+    if parts is None:
+        raise ApiError(400, f"{name} must be an RFC 3339 time in the years {MIN_YEAR} to "
+                            f"{MAX_YEAR}, such as 2024-05-01T00:00:00Z")
+    year, month, day, hour, minute, second = (int(part) for part in parts.groups()[:6])
+    micro = int((parts[7] or "0")[:6].ljust(6, "0"))
+    if second == 60:
+        second, micro = 59, 999_999
     try:
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        in_utc = parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise ApiError(400, f"{name} is not an ISO-8601 timestamp: {value[:100]!r}") from None
-    if not MIN_YEAR <= in_utc.year <= MAX_YEAR:
-        raise ApiError(400, f"{name} must fall in the years {MIN_YEAR} to {MAX_YEAR}")
-    return in_utc
+        written = datetime(year, month, day, hour, minute, second, micro, _offset(parts[8]))
+    except ValueError:
+        raise ApiError(400, f"{name} is not a valid time: {value[:100]!r}") from None
+    return written.astimezone(UTC)
 
 
 def parse_window(body: Any) -> tuple[datetime, datetime | None]:

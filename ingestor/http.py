@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import orjson
 from aiohttp import web
 
-from ingestor import metrics
+from ingestor import metrics, patterns
 from supervisor.throttle import Throttle
 from triggerd_sql.faults import is_transient
 
@@ -140,14 +140,21 @@ async def read_json(request: web.Request, max_bytes: int,
         raise ApiError(400, f"Invalid JSON: {str(exc)[:300]}") from None
 
 
-def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+def query_param(request: web.Request, name: str) -> str | None:
+    """An optional query parameter; given empty, a 400 (leave it out for its default)."""
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw == "":
+        raise ApiError(400, f"{name} must not be empty: leave it out for its default")
+    return raw
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = query_param(request, name)
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"{name} must be an integer between {low} and {high}") from None
+    if len(raw) > 20 or not patterns.matches(patterns.INTEGER, raw):
+        raise ApiError(400, f"{name} must be an integer between {low} and {high}")
+    value = int(raw)
     if not low <= value <= high:
         raise ApiError(400, f"{name} must be an integer between {low} and {high}")
     return value
@@ -155,7 +162,7 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
 
 def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
     """An optional query parameter that must be one of `choices`."""
-    value = request.query.get(name) or None
+    value = query_param(request, name)
     if value is not None and value not in choices:
         raise ApiError(400, f"{name} must be one of {', '.join(choices)}")
     return value
@@ -163,8 +170,9 @@ def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> s
 
 def query_text(request: web.Request, name: str, max_length: int = 255) -> str | None:
     """An optional free-text query parameter, bounded and without NUL."""
-    value = request.query.get(name) or None
-    if value is not None and (len(value) > max_length or "\x00" in value):
+    value = query_param(request, name)
+    if value is not None and (len(value) > max_length
+                              or not patterns.matches(patterns.TEXT, value)):
         raise ApiError(400, f"{name} must be at most {max_length} characters, without NUL")
     return value
 
@@ -177,20 +185,28 @@ def page_of(rows: Sequence[Any], limit: int,
     return page, encode_cursor(position(page[-1])) if len(rows) > limit else None
 
 
+@dataclass(frozen=True, slots=True)
+class CursorShape:
+    """A list's page cursors: a position of `size` bytes as unpadded base64url. Every
+    string that matches `pattern` (which the document states) is a position."""
+
+    size: int
+    pattern: str
+
+
 def encode_cursor(position: bytes) -> str:
     """An opaque page cursor holding `position`."""
     return base64.urlsafe_b64encode(position).rstrip(b"=").decode()
 
 
-def decode_cursor(request: web.Request, size: int) -> bytes | None:
-    """The position in the request's `cursor` (`size` bytes), None without one."""
-    raw = request.query.get("cursor")
-    if not raw:
+def decode_cursor(request: web.Request, shape: CursorShape) -> bytes | None:
+    """The position in the request's `cursor`, None without one."""
+    raw = query_param(request, "cursor")
+    if raw is None:
         return None
-    try:
-        data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-        if len(data) == size:
-            return data
-    except (binascii.Error, ValueError):
-        pass
-    raise ApiError(400, "cursor is not valid: pass back a next_cursor from a previous page")
+    if not patterns.matches(shape.pattern, raw):
+        raise ApiError(400, "cursor is not valid: pass back a next_cursor from a previous "
+                            "page of the same list")
+    data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    assert len(data) == shape.size, (shape, raw)
+    return data

@@ -9,6 +9,9 @@ import random
 import time
 from uuid import UUID
 
+from ingestor.patterns import UUID as UUID_PATTERN
+from ingestor.patterns import matches
+
 KEY_PREFIX = "tgd_"
 SECRET_PREFIX = "whsec_"
 
@@ -51,8 +54,8 @@ def key_digest(key: str) -> bytes:
 
 
 def parse_uuid(raw: str) -> UUID | None:
-    """The UUID in `raw`, or None when it is not one."""
-    try:
-        return UUID(raw)
-    except (ValueError, AttributeError, TypeError):
+    """The UUID in `raw` (the canonical 8-4-4-4-12 hex form, either case, which is what
+    the document's `format: uuid` admits), or None when it is not one."""
+    if not isinstance(raw, str) or not matches(UUID_PATTERN, raw):
         return None
+    return UUID(raw)

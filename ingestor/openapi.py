@@ -11,16 +11,28 @@ from __future__ import annotations
 import importlib.metadata
 from typing import Any
 
-from ingestor.openapi_schemas import NAME, UUID, Schema, enum, integer, ref, schemas, string
+from ingestor import patterns
+from ingestor.http import CursorShape
+from ingestor.openapi_schemas import (
+    NAME,
+    UUID,
+    Schema,
+    cursor,
+    enum,
+    integer,
+    ref,
+    schemas,
+    string,
+)
+from ingestor.routes_deliveries import DELIVERIES_CURSOR
 from ingestor.routes_deliveries import STATUSES as DELIVERY_STATUSES
 from ingestor.routes_endpoints import MAX_BODY as ENDPOINT_BODY
-from ingestor.routes_inbox import INBOX_STATUSES, MAX_ACK
-from ingestor.routes_metrics import RANGES
+from ingestor.routes_inbox import INBOX_CURSOR, INBOX_STATUSES, MAX_ACK
+from ingestor.routes_metrics import DEAD_LETTER_CURSOR, RANGES
 from ingestor.validation import (
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
     MAX_EVENT_BODY,
-    MAX_NAME,
 )
 
 MAX_DELIVERY_ID = 2**63 - 1
@@ -31,8 +43,14 @@ _KEY_AUTH: list[dict[str, list[str]]] = [{"ApiKey": []}, {"BearerKey": []}]
 # -- parameters, responses and operations ---------------------------------------------
 
 def query(name: str, schema: Schema, description: str) -> Schema:
+    """An optional query parameter; given, it must be valid (an empty value is a 400)."""
     return {"name": name, "in": "query", "required": False, "schema": schema,
             "description": description}
+
+
+def text_query(name: str, description: str) -> Schema:
+    return query(name, string(minLength=1, maxLength=255, pattern=patterns.TEXT),
+                 description)
 
 
 def path_param(name: str, schema: Schema) -> Schema:
@@ -44,17 +62,37 @@ def limit(default: int, high: int) -> Schema:
                  f"Page size, 1 to {high} (400 outside).")
 
 
-CURSOR_PARAM = query("cursor", string(), "A `next_cursor` from the previous page.")
+def cursor_param(shape: CursorShape) -> Schema:
+    return query("cursor", cursor(shape), "A `next_cursor` from the previous page.")
+
+
 EVENT_ID = path_param("event_id", UUID)
 ENDPOINT_ID = path_param("endpoint_id", UUID)
 DELIVERY_ID = path_param("delivery_id", integer(minimum=1, maximum=MAX_DELIVERY_ID))
 
 
-def reply(description: str, schema: Schema, headers: dict[str, Any] | None = None) -> Schema:
+def reply(description: str, schema: Schema, headers: dict[str, Any] | None = None,
+          links: dict[str, Schema] | None = None) -> Schema:
     answer: Schema = {"description": description, "content": {_JSON: {"schema": schema}}}
     if headers:
         answer["headers"] = headers
+    if links:
+        answer["links"] = links
     return answer
+
+
+def links_to(parameter: str, value: str, *op_ids: str) -> dict[str, Schema]:
+    """OpenAPI links: the value of this answer (a runtime expression) as `parameter` of
+    each of these operations."""
+    return {op_id: {"operationId": op_id, "parameters": {parameter: value}}
+            for op_id in op_ids}
+
+
+_TO_EVENT = links_to("event_id", "$response.body#/id", "get_event", "ack_one")
+_TO_ENDPOINT = {
+    **links_to("endpoint_id", "$response.body#/id", "get_endpoint", "patch_endpoint",
+               "delete_endpoint", "rotate_secret", "enable_endpoint", "recover"),
+    **links_to("query.endpoint_id", "$response.body#/id", "list_deliveries")}
 
 
 def text_reply(description: str, *media_types: str) -> Schema:
@@ -127,11 +165,12 @@ def operation(op_id: str, tag: str, summary: str, answers: dict[str, Schema], *,
 
 def _event_paths() -> dict[str, Schema]:
     idempotency = {"name": "Idempotency-Key", "in": "header", "required": False,
-                   "schema": NAME, "description": "Same as `dedup_id` (400 if they differ)."}
+                   "schema": NAME, "description": "The event's `dedup_id`, for a body "
+                   "without one; with a `dedup_id` in the body it must be equal (400)."}
     return {
         "/api/events": {"post": operation(
             "post_event", "events", "Accept one event, answered once committed.",
-            {"202": reply("Committed.", ref("EventAccepted")),
+            {"202": reply("Committed.", ref("EventAccepted"), links=_TO_EVENT),
              "409": reply("Duplicate dedup_id: the original event's id.",
                           ref("DuplicateEvent"))},
             params=(idempotency,), body="EventIn", max_bytes=MAX_EVENT_BODY)},
@@ -139,7 +178,8 @@ def _event_paths() -> dict[str, Schema]:
             "post_batch", "events", f"Accept up to {MAX_BATCH_EVENTS} events in one "
             "statement; a bad item rejects the batch (its `index` in the error). Costs one "
             "request per event against the rate limit.",
-            {"202": reply("Committed.", ref("BatchAccepted"))},
+            {"202": reply("Committed.", ref("BatchAccepted"), links=links_to(
+                "event_id", "$response.body#/results/0/id", "get_event", "ack_one"))},
             body="BatchIn", max_bytes=MAX_BATCH_BYTES)},
         "/api/events/{event_id}": {"get": operation(
             "get_event", "events", "An event with one entry per endpoint.",
@@ -149,8 +189,8 @@ def _event_paths() -> dict[str, Schema]:
             "inbox", "inbox", "Unacknowledged events, newest first.",
             {"200": reply("A page.", ref("Inbox"))}, errors=("400",), params=(
                 query("status", enum(INBOX_STATUSES), "Only events in this status."),
-                query("type", string(maxLength=MAX_NAME), "Only events of this exact type."),
-                limit(50, 1000), CURSOR_PARAM))},
+                text_query("type", "Only events of this exact type."),
+                limit(50, 1000), cursor_param(INBOX_CURSOR)))},
         "/api/ack/{event_id}": {"post": operation(
             "ack_one", "inbox", "Acknowledge one event (idempotent).",
             {"200": reply("Acknowledged.", ref("Acked"))}, errors=("400", "404"),
@@ -186,14 +226,15 @@ def _endpoint_paths() -> dict[str, Schema]:
     return {
         "/api/webhook/config": {"post": operation(
             "webhook_config", "endpoints", "Set the organization's default endpoint (every "
-            "event type).", {"200": reply("Its url changed.", ref("Endpoint")),
-                             "201": reply("Created, with its secret.",
-                                          ref("EndpointWithSecret"))},
+            "event type).",
+            {"200": reply("Its url changed.", ref("Endpoint"), links=_TO_ENDPOINT),
+             "201": reply("Created, with its secret.", ref("EndpointWithSecret"),
+                          links=_TO_ENDPOINT)},
             body="WebhookConfigIn", max_bytes=ENDPOINT_BODY)},
         "/api/endpoints": {
             "post": operation("create_endpoint", "endpoints", "Create an endpoint.",
                               {"201": reply("Created, with its secret.",
-                                            ref("EndpointWithSecret"))},
+                                            ref("EndpointWithSecret"), links=_TO_ENDPOINT)},
                               body="EndpointIn", max_bytes=ENDPOINT_BODY),
             "get": operation("list_endpoints", "endpoints", "The organization's endpoints, "
                              "oldest first.", {"200": reply("All of them.", ref("Endpoints"))})},
@@ -228,8 +269,8 @@ def _delivery_paths() -> dict[str, Schema]:
             {"200": reply("A page.", ref("Deliveries"))}, errors=("400",), params=(
                 query("status", enum(DELIVERY_STATUSES), "Only deliveries in this status."),
                 query("endpoint_id", UUID, "Only this endpoint's deliveries."),
-                query("event_type", string(maxLength=255), "Only this exact event type."),
-                limit(50, 1000), CURSOR_PARAM))},
+                text_query("event_type", "Only this exact event type."),
+                limit(50, 1000), cursor_param(DELIVERIES_CURSOR)))},
         "/api/deliveries/{delivery_id}": {"get": operation(
             "get_delivery", "deliveries", "A delivery with its attempts.",
             {"200": reply("The delivery.", ref("DeliveryDetail"))}, errors=("400", "404"),
@@ -250,8 +291,8 @@ def _delivery_paths() -> dict[str, Schema]:
             params=(limit(20, 100),))},
         "/api/webhook-metrics/dead-letter-queue": {"get": operation(
             "dead_letter_queue", "metrics", "Dead letters, most recently dead first.",
-            {"200": reply("A page.", ref("Deliveries"))}, errors=("400",),
-            params=(limit(50, 1000), CURSOR_PARAM))},
+            {"200": reply("A page.", ref("DeadLetters"))}, errors=("400",),
+            params=(limit(50, 1000), cursor_param(DEAD_LETTER_CURSOR)))},
         "/api/webhook-metrics/retry-failed/{delivery_id}": {"post": retry("retry_failed",
                                                                           "metrics")},
     }

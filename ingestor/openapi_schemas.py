@@ -9,12 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from ingestor import patterns
 from ingestor.auth import TIER_LIMITS
-from ingestor.endpoint_input import MAX_DESCRIPTION, MAX_EVENT_TYPES, MAX_RATE, MAX_TYPE, MAX_URL
+from ingestor.endpoint_input import (
+    MAX_DESCRIPTION,
+    MAX_EVENT_TYPES,
+    MAX_RATE,
+    MAX_TYPE,
+    MAX_URL,
+    MAX_YEAR,
+    MIN_YEAR,
+)
+from ingestor.http import CursorShape
+from ingestor.routes_deliveries import DELIVERIES_CURSOR
 from ingestor.routes_deliveries import STATUSES as DELIVERY_STATUSES
-from ingestor.routes_inbox import MAX_ACK
-from ingestor.routes_metrics import RANGES
-from ingestor.validation import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_NAME
+from ingestor.routes_inbox import INBOX_CURSOR, MAX_ACK
+from ingestor.routes_keys import MAX_ORG_NAME
+from ingestor.routes_metrics import DEAD_LETTER_CURSOR, RANGES
+from ingestor.validation import MAX_BATCH_EVENTS, MAX_DEPTH, MAX_EVENT_BYTES, MAX_NAME
 
 Schema = dict[str, Any]
 
@@ -78,10 +90,24 @@ def obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None, 
 
 UUID = string(format="uuid")
 TIME = string(format="date-time")
-NAME = string(minLength=1, maxLength=MAX_NAME, pattern=r"\S",
+TIME_IN = string(format="date-time", pattern=patterns.TIME, description=(
+    f"An RFC 3339 time with a year from {MIN_YEAR} to {MAX_YEAR}, such as "
+    "2024-05-01T00:00:00Z. Also read: a space for the `T`, and no offset (UTC)."))
+NAME = string(minLength=1, maxLength=MAX_NAME, pattern=patterns.NAME,
               description=f"Not blank, at most {MAX_NAME} characters, no NUL.")
-CURSOR = nullable(string(description="Pass back as `cursor` for the next page; null on "
-                                     "the last page."))
+NO_NUL = patterns.NO_NUL
+
+
+def cursor(shape: CursorShape) -> Schema:
+    """A page cursor of one list: opaque, but every string of its pattern is a position."""
+    return string(pattern=shape.pattern, description="Opaque: a `next_cursor` of the same "
+                                                     "list.")
+
+
+def next_cursor(shape: CursorShape) -> Schema:
+    return nullable(string(pattern=shape.pattern, description="Pass back as `cursor` for "
+                                                              "the next page; null on the "
+                                                              "last page."))
 
 
 # -- component schemas ----------------------------------------------------------------
@@ -126,10 +152,19 @@ def _event_schemas() -> dict[str, Schema]:
         "last_error": nullable(string()), "next_attempt_at": TIME,
         "delivered_at": nullable(TIME)})
     return {
-        "EventIn": obj({"type": NAME, "payload": {"type": "object", "description":
-                        f"Any JSON object, at most {MAX_EVENT_BYTES} bytes encoded, "
-                        "without \\u0000."}},
-                       {"dedup_id": nullable(NAME)}),
+        "EventIn": obj({"type": NAME, "payload": ref("Payload")}, {"dedup_id": nullable({
+            **NAME, "description": "The event's key: a second event with the same key is "
+                                   "a duplicate (409). Also taken from the Idempotency-Key "
+                                   "header; when both are given they must be equal (400)."})}),
+        "Payload": {"type": "object", "propertyNames": {"pattern": NO_NUL},
+                    "additionalProperties": ref("JsonValue"), "description": (
+                        f"Any JSON object, at most {MAX_EVENT_BYTES} bytes encoded and "
+                        f"{MAX_DEPTH} levels deep, without NUL (\\u0000) in any string "
+                        "or key; stored and delivered exactly as sent.")},
+        "JsonValue": {"type": ["object", "array", "string", "number", "boolean", "null"],
+                      "pattern": NO_NUL, "propertyNames": {"pattern": NO_NUL},
+                      "additionalProperties": ref("JsonValue"), "items": ref("JsonValue"),
+                      "description": "Any JSON value without NUL in a string or key."},
         "EventAccepted": obj({"id": UUID, "status": const("accepted"), "message": string()}),
         "BatchIn": obj({"events": array(ref("EventIn"), minItems=1,
                                         maxItems=MAX_BATCH_EVENTS)}),
@@ -142,7 +177,7 @@ def _event_schemas() -> dict[str, Schema]:
         "EventDetail": obj({**event, "acknowledged_at": nullable(TIME),
                             "deliveries": array(event_delivery, description="One per "
                                                 "endpoint the event was routed to.")}),
-        "Inbox": obj({"events": array(ref("Event")), "next_cursor": CURSOR}),
+        "Inbox": obj({"events": array(ref("Event")), "next_cursor": next_cursor(INBOX_CURSOR)}),
         "AckIn": obj({"event_ids": array(UUID, minItems=1, maxItems=MAX_ACK)}),
         "Acked": obj({"id": UUID, "acknowledged": const(True)}),
         "AckedMany": obj({"acknowledged": integer(minimum=0),
@@ -156,8 +191,8 @@ def _key_schemas() -> dict[str, Schema]:
     org = {"organization_id": UUID, "organization_name": string(), "tier": tier,
            "rate_limit_per_minute": integer()}
     return {
-        "KeyRequest": obj({"organization_name": string(minLength=1, maxLength=200,
-                                                       pattern=r"\S")},
+        "KeyRequest": obj({"organization_name": string(minLength=1, maxLength=MAX_ORG_NAME,
+                                                       pattern=patterns.NAME)},
                           {"tier": {**tier, "default": "free"}}),
         "NewKey": obj({"api_key": string(description="Shown once."), **org}),
         "Organization": obj({**org, "active_keys": integer(minimum=0), "created_at": TIME}),
@@ -168,15 +203,17 @@ def _key_schemas() -> dict[str, Schema]:
 
 def _endpoint_fields() -> dict[str, Schema]:
     """What a create or a PATCH accepts (create requires `url`)."""
-    url = string(minLength=1, maxLength=MAX_URL, format="uri",
-                 description="http or https; not a loopback, private, link-local or "
-                             "multicast target unless the node allows private targets.")
-    pattern = string(minLength=1, maxLength=MAX_TYPE, pattern=r"^[^\s]+$",
-                     description="An exact type, `prefix.*`, or `*` (every type).")
+    url = string(minLength=1, maxLength=MAX_URL, format="uri", pattern=patterns.HTTP_URL,
+                 description="http or https, with a host and a valid port; not a loopback, "
+                             "private, link-local or multicast target (nor a name resolving "
+                             "to one) unless the node allows private targets.")
+    pattern = string(minLength=1, maxLength=MAX_TYPE, pattern=patterns.EVENT_FILTER,
+                     description="An exact type, `prefix.*`, or `*` (every type); no "
+                                 "whitespace or NUL.")
     return {"url": url,
             "event_types": nullable(array(pattern, minItems=1, maxItems=MAX_EVENT_TYPES,
                                           description="null = every type.")),
-            "description": nullable(string(maxLength=MAX_DESCRIPTION)),
+            "description": nullable(string(maxLength=MAX_DESCRIPTION, pattern=NO_NUL)),
             "rate_limit_per_second": nullable(integer(minimum=1, maximum=MAX_RATE)),
             "ordered": boolean()}
 
@@ -206,9 +243,9 @@ def _endpoint_schemas() -> dict[str, Schema]:
                                 "previous_secret_until": TIME}),
         "Endpoints": obj({"endpoints": array(ref("Endpoint"))}),
         "EndpointDeleted": obj({"id": UUID, "deleted": const(True)}),
-        "RecoverIn": obj({"since": TIME}, {"until": nullable(TIME)},
-                         description="ISO-8601 times; without an offset they are UTC; "
-                                     "until defaults to now and must be after since."),
+        "RecoverIn": obj({"since": TIME_IN}, {"until": nullable(TIME_IN)},
+                         description="The window [since, until): until defaults to now, "
+                                     "and since must be before it (400)."),
         "Recovered": obj({"requeued": integer(minimum=0)}),
     }
 
@@ -231,7 +268,10 @@ def _delivery_schemas() -> dict[str, Schema]:
         "Delivery": obj(_delivery_fields(count)),
         "DeliveryDetail": obj(_delivery_fields(array(
             attempt, description="Every attempt, in order (in place of the count)."))),
-        "Deliveries": obj({"deliveries": array(ref("Delivery")), "next_cursor": CURSOR}),
+        "Deliveries": obj({"deliveries": array(ref("Delivery")),
+                           "next_cursor": next_cursor(DELIVERIES_CURSOR)}),
+        "DeadLetters": obj({"deliveries": array(ref("Delivery")),
+                            "next_cursor": next_cursor(DEAD_LETTER_CURSOR)}),
         "Retried": obj({"id": integer(minimum=1), "status": const("pending")}),
     }
 

@@ -15,11 +15,13 @@ from ingestor.auth import Org
 from ingestor.context import Ingest
 from ingestor.http import (
     ApiError,
+    CursorShape,
     decode_cursor,
     json_response,
     page_of,
     query_choice,
     query_int,
+    query_param,
     query_text,
 )
 from ingestor.ids import parse_uuid
@@ -31,6 +33,8 @@ STATUSES = ("pending", "in_flight", "failed", "delivered", "dead_letter", "cance
 _MAX_ID = 2**63 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BAD_CURSOR = "cursor is not valid: pass back a next_cursor from a previous page"
+# A delivery id: any 64-bit integer is a position.
+DELIVERIES_CURSOR = CursorShape(8, r"^[A-Za-z0-9_-]{11}$")
 
 
 def delivery_json(row: Any) -> dict[str, Any]:
@@ -47,9 +51,10 @@ def int_position(*values: int) -> bytes:
     return struct.pack(f">{len(values)}q", *values)
 
 
-def read_int_cursor(request: web.Request, count: int) -> tuple[int, ...] | None:
-    data = decode_cursor(request, 8 * count)
-    return None if data is None else struct.unpack(f">{count}q", data)
+def read_int_cursor(request: web.Request, shape: CursorShape) -> tuple[int, ...] | None:
+    """The 64-bit integers of the request's cursor, None without one."""
+    data = decode_cursor(request, shape)
+    return None if data is None else struct.unpack(f">{shape.size // 8}q", data)
 
 
 def micros(at: datetime) -> int:
@@ -90,13 +95,12 @@ async def list_deliveries(request: web.Request) -> web.Response:
     org, limit_headers = await ingest.admit(request)
     limit = query_int(request, "limit", 50, 1, 1000)
     status = query_choice(request, "status", STATUSES)
-    endpoint = None
-    if request.query.get("endpoint_id"):
-        endpoint = parse_uuid(request.query["endpoint_id"])
-        if endpoint is None:
-            raise ApiError(400, "endpoint_id must be a UUID")
+    raw_endpoint = query_param(request, "endpoint_id")
+    endpoint = None if raw_endpoint is None else parse_uuid(raw_endpoint)
+    if raw_endpoint is not None and endpoint is None:
+        raise ApiError(400, "endpoint_id must be a UUID")
     event_type = query_text(request, "event_type")
-    position = read_int_cursor(request, 1)
+    position = read_int_cursor(request, DELIVERIES_CURSOR)
     cursor = None if position is None else position[0]
     rows = await ingest.pool().fetch(q.LIST_DELIVERIES, org.id, status, endpoint, event_type,
                                      cursor, limit + 1)

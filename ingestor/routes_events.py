@@ -62,7 +62,8 @@ async def post_batch(request: web.Request) -> web.Response:
                           "results": results}, 202, limit.headers())
 
 
-@routes.get("/api/events/{event_id}")
+# Not "batch": GET /api/events/batch is a 405 (Allow: POST), not an event id to refuse.
+@routes.get(r"/api/events/{event_id:(?!batch$)[^/]+}")
 async def get_event(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     org, limit = await ingest.admit(request)

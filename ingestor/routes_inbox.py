@@ -9,6 +9,7 @@ from aiohttp import web
 from ingestor import queries
 from ingestor.http import (
     ApiError,
+    CursorShape,
     decode_cursor,
     json_response,
     page_of,
@@ -24,6 +25,8 @@ routes = web.RouteTableDef()
 
 INBOX_STATUSES = ("pending", "delivered", "failed", "cancelled")
 MAX_ACK = 1_000
+# An event id: any 16 bytes are a position.
+INBOX_CURSOR = CursorShape(16, r"^[A-Za-z0-9_-]{22}$")
 
 
 @routes.get("/api/inbox")
@@ -33,7 +36,7 @@ async def inbox(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 50, 1, 1000)
     status = query_choice(request, "status", INBOX_STATUSES)
     type_ = query_text(request, "type")
-    position = decode_cursor(request, 16)
+    position = decode_cursor(request, INBOX_CURSOR)
     cursor = None if position is None else UUID(bytes=position)
     rows = await ingest.pool().fetch(queries.INBOX, org.id, status, type_, cursor, limit + 1)
     page, next_cursor = page_of(rows, limit, lambda row: row["id"].bytes)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ingestor import queries
+from ingestor import patterns, queries
 from ingestor.auth import TIER_LIMITS, check_admin, is_admin, presented_key
 from ingestor.http import ApiError, json_response, read_json
 from ingestor.routes_events import INGEST
 
 routes = web.RouteTableDef()
+
+MAX_ORG_NAME = 200
 
 
 @routes.post("/api/keys/generate")
@@ -22,8 +24,10 @@ async def generate(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise ApiError(400, "body must be a JSON object")
     name = body.get("organization_name")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200 or "\x00" in name:
-        raise ApiError(400, "organization_name is required: a string of 1 to 200 characters")
+    if (not isinstance(name, str) or not 1 <= len(name) <= MAX_ORG_NAME
+            or not patterns.matches(patterns.NAME, name)):
+        raise ApiError(400, f"organization_name is required: a string of 1 to {MAX_ORG_NAME} "
+                            "characters, not blank, without NUL")
     tier = body.get("tier", "free")
     if not isinstance(tier, str) or tier not in TIER_LIMITS:
         raise ApiError(400, f"tier must be one of {', '.join(TIER_LIMITS)}")

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from ingestor import queries_delivery as q
-from ingestor.http import ApiError, json_response, page_of, query_int
+from ingestor.http import CursorShape, json_response, page_of, query_choice, query_int
 from ingestor.routes_deliveries import (
     delivery_id,
     delivery_json,
@@ -29,6 +29,9 @@ MAX_EVENT_TYPES = 100
 UNHEALTHY_FAILURE_RATE = 0.5
 UNHEALTHY_AGE_S = 300.0
 QUEUE_HEALTH_CAP = 100_000  # rows each part of the queue-health query reads at most
+# (microseconds since 1970, delivery id); the first byte of the time is zero, so every
+# position's time falls between 1970 and 4253.
+DEAD_LETTER_CURSOR = CursorShape(16, r"^A[A-P][A-Za-z0-9_-]{20}$")
 
 
 def _rate(part: int, whole: int) -> float:
@@ -63,9 +66,7 @@ def _latency(percentiles: list[float] | None) -> dict[str, float | None]:
 async def delivery_stats(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     org, limit = await ingest.admit(request)
-    range_ = request.query.get("range") or "24h"
-    if range_ not in RANGES:
-        raise ApiError(400, f"range must be one of {', '.join(RANGES)}")
+    range_ = query_choice(request, "range", tuple(RANGES)) or "24h"
     async with ingest.pool().acquire() as conn:
         # One snapshot, so the summary and the per-type rows add up.
         async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -103,7 +104,7 @@ async def dead_letter_queue(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     org, limit_headers = await ingest.admit(request)
     limit = query_int(request, "limit", 50, 1, 1000)
-    position = read_int_cursor(request, 2)
+    position = read_int_cursor(request, DEAD_LETTER_CURSOR)
     after, after_id = None, None
     if position is not None:
         at_us, after_id = position

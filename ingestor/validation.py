@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from ingestor import patterns
 from ingestor.http import ApiError
 
 MAX_EVENT_BYTES = 256 * 1024
@@ -99,10 +100,13 @@ class EventIn:
 
 
 def _text(value: Any, name: str, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
+    """A name (patterns.NAME): text, not blank, at most MAX_NAME characters, no NUL."""
+    if not isinstance(value, str) or not value:
         raise ApiError(400, f"{where}{name} is required and must be a non-empty string")
     if len(value) > MAX_NAME or "\x00" in value:
         raise ApiError(400, f"{where}{name} must be at most {MAX_NAME} characters, without NUL")
+    if not patterns.matches(patterns.NAME, value):
+        raise ApiError(400, f"{where}{name} is required and must not be blank")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate, or header bytes that were not UTF-8
