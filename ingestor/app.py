@@ -17,16 +17,20 @@ from ingestor import (
     routes_endpoints,
     routes_events,
     routes_health,
+    routes_inbound,
     routes_inbox,
     routes_keys,
     routes_meta,
     routes_metrics,
     routes_node,
+    routes_sources,
 )
 from ingestor.context import Ingest
 from ingestor.http import BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT, errors
 from ingestor.routes_events import INGEST
+from ingestor.routes_inbound import SOURCES
 from ingestor.server import GuardedRunner
+from ingestor.source_store import SourceStore
 from ingestor.validation import MAX_BATCH_BYTES
 from supervisor import Resident
 
@@ -35,7 +39,7 @@ log = logging.getLogger(__name__)
 
 API_ROUTES = (routes_events.routes, routes_keys.routes, routes_inbox.routes,
               routes_endpoints.routes, routes_deliveries.routes, routes_metrics.routes,
-              routes_meta.routes)
+              routes_meta.routes, routes_sources.routes, routes_inbound.routes)
 NODE_ROUTES = (routes_health.routes, routes_node.routes)
 
 
@@ -45,6 +49,7 @@ def create_app(ingest: Ingest, *, api: bool = True,
     own endpoints: health, metrics and the dashboard."""
     app = web.Application(middlewares=[errors], client_max_size=MAX_BATCH_BYTES + 64 * 1024)
     app[INGEST] = ingest
+    app[SOURCES] = SourceStore(ingest.pool)
     app[BODY_TIMEOUT] = body_timeout
     for table in (API_ROUTES if api else ()) + NODE_ROUTES:
         app.router.add_routes(table)

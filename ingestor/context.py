@@ -46,6 +46,8 @@ class Ingest:
     commit_timeout: float = 5.0
     healthy: Callable[[], bool] = lambda: True
     allow_private_targets: bool = False
+    # Whether a source of the `none` kind (no verification) may be created and receive.
+    allow_unverified_sources: bool = False
     loop: asyncio.AbstractEventLoop | None = None
     # For /metrics and /dashboard, from the node: its name, its tree (each supervisor
     # with its children's states) and its own gauges (tree, writer, pool).
@@ -74,7 +76,8 @@ class Ingest:
     def _pending(self, org: Org, event: EventIn) -> Pending:
         loop = self._loop()
         return Pending(uuid7(), org.id, event.type, event.payload, event.dedup_id,
-                       loop.create_future(), loop.time() + self.commit_timeout)
+                       loop.create_future(), loop.time() + self.commit_timeout,
+                       source_id=event.source_id, provider_id=event.provider_id)
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         # Cached: asyncio.get_running_loop() costs a getpid() system call on each call.

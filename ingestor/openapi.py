@@ -333,6 +333,7 @@ def _version() -> str:
 
 def document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document, as a JSON-ready dict."""
+    from ingestor.openapi_sources import source_paths, source_schemas  # it imports this
     return {
         "openapi": "3.1.0",
         "info": {"title": "triggerd", "version": _version(),
@@ -340,12 +341,12 @@ def document() -> dict[str, Any]:
                                 "`{\"error\": ...}`; an unknown route answers 404 and a "
                                 "wrong method 405, in that shape too."},
         "tags": [{"name": t} for t in ("events", "inbox", "keys", "endpoints", "deliveries",
-                                       "metrics", "health", "node", "meta")],
+                                       "sources", "metrics", "health", "node", "meta")],
         "security": _KEY_AUTH,
         "paths": {**_event_paths(), **_key_paths(), **_endpoint_paths(), **_delivery_paths(),
-                  **_node_paths()},
+                  **source_paths(), **_node_paths()},
         "components": {
-            "schemas": schemas(),
+            "schemas": {**schemas(), **source_schemas()},
             "responses": _responses(),
             "headers": {
                 "RateLimitLimit": {"description": "Requests allowed per minute.",

@@ -175,6 +175,10 @@ def _event_schemas() -> dict[str, Schema]:
                              description="One per event, in the batch's order.")}),
         "Event": obj(event),
         "EventDetail": obj({**event, "acknowledged_at": nullable(TIME),
+                            "source_id": nullable({**UUID, "description": "The source it "
+                                                   "came from (POST /in/{token})."}),
+                            "provider_id": nullable(string(description="The provider's id "
+                                                           "of the event, from a source.")),
                             "deliveries": array(event_delivery, description="One per "
                                                 "endpoint the event was routed to.")}),
         "Inbox": obj({"events": array(ref("Event")), "next_cursor": next_cursor(INBOX_CURSOR)}),

@@ -65,6 +65,8 @@ class Pending:
     reply: asyncio.Future[Written] = field(repr=False)
     deadline: float
     sent: bool = False
+    source_id: UUID | None = None
+    provider_id: str | None = None
 
 
 def new_dedup_cache(size: int, ttl: float) -> TTLCache[DedupKey, str]:

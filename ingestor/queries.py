@@ -4,14 +4,17 @@ Each query starts with its purpose and what each $n is.
 """
 
 # Group commit: one flush of accepted events in one statement.
-# $1 ids, $2 organization ids, $3 types, $4 payloads (JSON text), $5 dedup ids (NULL = none).
+# $1 ids, $2 organization ids, $3 types, $4 payloads (JSON text), $5 dedup ids (NULL = none),
+# $6 source ids and $7 provider ids (NULL for an event not from a source).
 # Returns the ids inserted; a row missing from the result hit the dedup index, whose
 # ON CONFLICT waits for a concurrent writer of the same key to commit first.
 INSERT_EVENTS = """
-INSERT INTO events (id, org_id, type, payload, dedup_id)
-SELECT batch.id, batch.org_id, batch.type, batch.payload::jsonb, batch.dedup_id
-FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])
-     AS batch (id, org_id, type, payload, dedup_id)
+INSERT INTO events (id, org_id, type, payload, dedup_id, source_id, provider_id)
+SELECT batch.id, batch.org_id, batch.type, batch.payload::jsonb, batch.dedup_id,
+       batch.source_id, batch.provider_id
+FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[],
+            $7::text[])
+     AS batch (id, org_id, type, payload, dedup_id, source_id, provider_id)
 ON CONFLICT (org_id, dedup_id) WHERE dedup_id IS NOT NULL DO NOTHING
 RETURNING id
 """
@@ -72,7 +75,8 @@ FROM organizations o WHERE o.id = $1
 
 # One event of an organization. $1 event id, $2 organization id.
 EVENT_BY_ID = """
-SELECT id, type, payload::text AS payload, dedup_id, status, created_at, acknowledged_at
+SELECT id, type, payload::text AS payload, dedup_id, status, created_at, acknowledged_at,
+       source_id, provider_id
 FROM events WHERE id = $1 AND org_id = $2
 """
 

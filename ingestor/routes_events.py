@@ -73,6 +73,8 @@ async def get_event(request: web.Request) -> web.Response:
         raise ApiError(404, "Event not found")
     event = event_json(row)
     event["acknowledged_at"] = row["acknowledged_at"]
+    event["source_id"] = None if row["source_id"] is None else str(row["source_id"])
+    event["provider_id"] = row["provider_id"]
     deliveries = await ingest.pool().fetch(queries_delivery.EVENT_DELIVERIES, event_id, org.id)
     event["deliveries"] = [{"endpoint_id": str(d["endpoint_id"]), "url": d["url"],
                             "status": d["status"], "attempts": d["attempts"],

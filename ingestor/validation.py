@@ -18,6 +18,7 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import orjson
 
@@ -97,6 +98,9 @@ class EventIn:
     type: str
     payload: str  # JSON text
     dedup_id: str | None
+    # From a source (routes_inbound): which one, and the provider's id of the event.
+    source_id: UUID | None = None
+    provider_id: str | None = None
 
 
 def _text(value: Any, name: str, where: str) -> str:

@@ -53,6 +53,7 @@ class Config:
     log_format: str = "auto"
     log_level: str = "INFO"
     allow_private_targets: bool = False
+    allow_unverified_sources: bool = False
     request_timeout: float = 15.0
     retry_schedule: str = "5s,30s,2m,10m,30m,1h,3h"
     breaker_threshold: int = 20

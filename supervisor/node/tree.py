@@ -90,6 +90,7 @@ class Node:
                              metrics_public=config.metrics_public,
                              healthy=self.healthy,
                              allow_private_targets=config.allow_private_targets,
+                             allow_unverified_sources=config.allow_unverified_sources,
                              node_name=self.name, tree_status=lambda: tree_status(self.root),
                              node_metrics=lambda: self.metrics.collect())
         children = [ChildSpec("database", lambda: Database(config), shutdown=40.0),

@@ -178,6 +178,18 @@ async def test_every_operation_answers_as_documented(api: Api, db: Any,
     await call("GET", "/metrics", 200)
     await call("GET", "/dashboard", 200)
     await call("DELETE", "/api/endpoints/{endpoint_id}", 200, key)
+    source = await call("POST", "/api/sources", 201, key, json={"name": "s", "kind": "github"})
+    call.ids["source_id"] = source["id"]
+    call.ids["token"] = source["ingest_path"].removeprefix("/in/")
+    await call("POST", "/api/sources", 403, key, json={"name": "s", "kind": "none"})
+    await call("GET", "/api/sources", 200, key)
+    await call("GET", "/api/sources/{source_id}", 200, key)
+    await call("PATCH", "/api/sources/{source_id}", 200, key, json={"tolerance_s": 60})
+    await call("POST", "/in/{token}", 401, json={"a": 1})
+    await call("GET", "/api/sources/{source_id}/rejections", 200, key)
+    await call("POST", "/api/sources/{source_id}/rotate-secret", 200, key, json={})
+    await call("DELETE", "/api/sources/{source_id}", 200, key)
+    await call("POST", "/in/{token}", 404, json={"a": 1})
     await call("GET", "/api/endpoints/{endpoint_id}", 404, key)
     await call("POST", "/api/keys/rotate", 200, key)
     await call("GET", "/api/keys", 401, key)
@@ -210,7 +222,8 @@ async def test_key_security_is_what_is_enforced(api: Api, doc: dict[str, Any]) -
     """Operations under the key schemes answer 401 without a key; open ones do not."""
     for method, path in sorted(documented(doc)):
         op = doc["paths"][path][method.lower()]
-        filled = path.format(event_id=uuid.uuid4(), endpoint_id=uuid.uuid4(), delivery_id=1)
+        filled = path.format(event_id=uuid.uuid4(), endpoint_id=uuid.uuid4(), delivery_id=1,
+                             source_id=uuid.uuid4(), token="unknown")
         status, body, resp = await fetch(api, method, filled, json={})
         check_answer(doc, (method, path), status, body, resp)
         if op.get("security", doc["security"]) == doc["security"]:
