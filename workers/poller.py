@@ -95,9 +95,14 @@ class Poller(PeriodicActor):
 
     def capacity_freed(self) -> None:
         """Called as attempts finish and outcomes are recorded: claim again if work is
-        waiting and a quarter of the pool is free (one claim, not one per worker)."""
+        waiting and enough room came back (a quarter of the pool, or half of one
+        endpoint's cap when the last claim was held back by caps): one claim, not one
+        per worker."""
         pool = self._delivery_pool() if self._backlog and self._delivery_pool else None
-        if pool is not None and pool.free_slots() >= max(1, pool.size // 4):
+        if pool is None:
+            return
+        enough = min(pool.size // 4, pool.max_per_endpoint // 2)
+        if pool.free_slots() >= max(1, enough):
             self.wake()
 
     async def _claim(self) -> bool:
@@ -112,15 +117,29 @@ class Poller(PeriodicActor):
             held = await conn.fetch(queries.HELD_ENDPOINTS)
             # Endpoints at their concurrency cap here are left to the next claim, so a
             # slow receiver does not take every worker from the others.
-            excluded = [r["id"] for r in held] + pool.saturated_endpoints()
+            busy, rooms, full = pool.claim_rooms()
+            excluded = [r["id"] for r in held] + full
             rows = await conn.fetch(queries.CLAIM_DELIVERIES, free, self._lease, self._node,
-                                    excluded, [r["id"] for r in held if r["open_for_one"]])
+                                    excluded, [r["id"] for r in held if r["open_for_one"]],
+                                    busy, rooms, pool.max_per_endpoint)
         for row in rows:
-            pool.send_nowait(Claimed(_job(row), row["rate_limit_per_second"]))
+            pool.submit(Claimed(_job(row), row["rate_limit_per_second"]))
         self.claimed += len(rows)
         metrics.DELIVERIES_CLAIMED.inc(len(rows))
-        self._backlog = len(rows) == free
+        # More may be due when the claim took all it could: every free slot, or an
+        # endpoint's whole room (its cap on this node).
+        self._backlog = len(rows) == free or _filled_a_room(rows, busy, rooms,
+                                                            pool.max_per_endpoint)
         return False
+
+
+def _filled_a_room(rows: list[Any], busy: list[str], rooms: list[int], cap: int) -> bool:
+    room = dict(zip(busy, rooms, strict=True))
+    taken: dict[str, int] = {}
+    for row in rows:
+        endpoint = row["endpoint_id"]
+        taken[endpoint] = taken.get(endpoint, 0) + 1
+    return any(count >= room.get(endpoint, cap) for endpoint, count in taken.items())
 
 
 def _job(row: Any) -> Job:

@@ -40,7 +40,32 @@ class EndpointLimits:
         self.max_in_flight = max_in_flight
         self._clock = clock
         self._in_flight: dict[str, int] = {}
+        self._claimed: dict[str, int] = {}  # claimed and not yet finished, per endpoint
         self._buckets: dict[str, tuple[float, float]] = {}  # endpoint -> (tokens, at)
+
+    def claimed(self, endpoint_id: str) -> None:
+        """A delivery to `endpoint_id` was claimed for this node."""
+        self._claimed[endpoint_id] = self._claimed.get(endpoint_id, 0) + 1
+
+    def finished(self, endpoint_id: str) -> None:
+        """A claimed delivery's attempt is over (made, deferred or handed back)."""
+        left = self._claimed.get(endpoint_id, 1) - 1
+        if left > 0:
+            self._claimed[endpoint_id] = left
+        else:
+            self._claimed.pop(endpoint_id, None)
+
+    def rooms(self) -> tuple[list[str], list[int], list[str]]:
+        """What a claim may take per endpoint: the endpoints this node holds claims for
+        with the room each has left, and those with none left."""
+        busy, room, full = [], [], []
+        for endpoint, held in self._claimed.items():
+            if held >= self.max_in_flight:
+                full.append(endpoint)
+            else:
+                busy.append(endpoint)
+                room.append(self.max_in_flight - held)
+        return busy, room, full
 
     def acquire(self, endpoint_id: str, rate: int | None) -> float:
         """0 when the attempt may go now (and is counted), else seconds to wait."""
@@ -99,6 +124,19 @@ class DeliveryPool(Actor[Claimed]):
     def saturated_endpoints(self) -> list[str]:
         return self._limits.saturated()
 
+    def claim_rooms(self) -> tuple[list[str], list[int], list[str]]:
+        """Per endpoint, how many more deliveries this node may claim (EndpointLimits.rooms)."""
+        return self._limits.rooms()
+
+    @property
+    def max_per_endpoint(self) -> int:
+        return self._limits.max_in_flight
+
+    def submit(self, claimed: Claimed) -> None:
+        """Hands a claimed delivery to the workers (the Poller claimed it for a free slot)."""
+        self._limits.claimed(claimed.job.endpoint_id)
+        self.mailbox.put_nowait(claimed)
+
     def free_slots(self) -> int:
         """How many more deliveries this node may lease. An attempt whose outcome is not
         yet recorded still holds its lease, so it still counts: a node never holds more
@@ -137,6 +175,12 @@ class DeliveryPool(Actor[Claimed]):
                 self._capacity_freed()
 
     async def _attempt(self, claimed: Claimed) -> None:
+        try:
+            await self._attempt_once(claimed)
+        finally:
+            self._limits.finished(claimed.job.endpoint_id)
+
+    async def _attempt_once(self, claimed: Claimed) -> None:
         job = claimed.job
         wait = self._limits.acquire(job.endpoint_id, claimed.rate_limit_per_second)
         if wait:

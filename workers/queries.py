@@ -63,16 +63,31 @@ WHERE deleted_at IS NULL AND (NOT enabled OR ordered OR breaker_cooldown_s IS NO
 # event accepted before it is still unrouted (that event's delivery may have to go
 # first; the check reads the first entry of events_unrouted).
 # $1 how many (free workers), $2 lease in seconds, $3 this node's name,
-# $4 held endpoint ids, $5 those of them open for one attempt.
+# $4 held endpoint ids (and those at their cap on this node), $5 those of them open for
+# one attempt, $6 endpoints this node already holds attempts for, $7 the room each has
+# left, $8 the per-endpoint cap (the room of any other endpoint).
 CLAIM_DELIVERIES = """
-WITH regular AS (
-    SELECT delivery.id, delivery.next_attempt_at, delivery.event_id
+WITH candidates AS (
+    SELECT delivery.id, delivery.next_attempt_at, delivery.event_id, delivery.endpoint_id
     FROM deliveries AS delivery
     WHERE delivery.status IN ('pending', 'failed') AND delivery.next_attempt_at <= now()
       AND delivery.endpoint_id <> ALL ($4::uuid[])
     ORDER BY delivery.next_attempt_at, delivery.event_id
-    LIMIT $1
+    LIMIT $1 * 4
     FOR UPDATE OF delivery SKIP LOCKED
+),
+regular AS (
+    -- At most each endpoint's room on this node (its cap less the attempts this node
+    -- already holds for it), so nothing is claimed only to be handed back; rows locked
+    -- above and not taken are released when the statement ends.
+    SELECT ranked.id, ranked.next_attempt_at, ranked.event_id
+    FROM (SELECT candidate.*, row_number() OVER (
+              PARTITION BY candidate.endpoint_id
+              ORDER BY candidate.next_attempt_at, candidate.event_id) AS nth
+          FROM candidates AS candidate) AS ranked
+    LEFT JOIN unnest($6::uuid[], $7::int[]) AS busy (endpoint_id, room)
+        ON busy.endpoint_id = ranked.endpoint_id
+    WHERE ranked.nth <= coalesce(busy.room, $8)
 ),
 heads AS (
     SELECT delivery.id, delivery.next_attempt_at, delivery.event_id

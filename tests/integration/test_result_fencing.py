@@ -47,7 +47,7 @@ async def _events(db: asyncpg.Connection, org: uuid.UUID, count: int) -> None:
 
 
 async def _claim(pool: asyncpg.Pool, count: int, node: str = "n1") -> list[Job]:
-    rows = await pool.fetch(queries.CLAIM_DELIVERIES, count, 30.0, node, [], [])
+    rows = await pool.fetch(queries.CLAIM_DELIVERIES, count, 30.0, node, [], [], [], [], count)
     return [_job(r) for r in rows]
 
 
@@ -161,3 +161,15 @@ async def test_a_refused_row_is_isolated_and_the_rest_commit(db: asyncpg.Connect
         "SELECT status, count(*) AS n FROM deliveries GROUP BY status")}
     assert states == {"delivered": 8, "in_flight": 1}  # the refused one waits for its lease
     assert await db.fetchval("SELECT count(*) FROM delivery_attempts") == 8
+
+
+async def test_a_claim_takes_no_more_than_each_endpoint_has_room_for(
+        db: asyncpg.Connection, pool: asyncpg.Pool) -> None:
+    org, (first, second) = await _org(db, endpoints=2)
+    await _events(db, org, 100)  # 100 due deliveries to each endpoint
+    rows = await pool.fetch(queries.CLAIM_DELIVERIES, 50, 30.0, "n1", [], [],
+                            [first], [3], 10)  # `first` has room for 3 more, others 10
+    taken = [str(r["endpoint_id"]) for r in rows]
+    assert (taken.count(str(first)), taken.count(str(second))) == (3, 10)
+    leftover = await db.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+    assert leftover == 200 - 13
