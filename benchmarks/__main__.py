@@ -2,8 +2,9 @@
 
 Starts its own PostgreSQL (the embedded code, in a temporary directory), triggerd nodes,
 the baselines and a minimal receiver as subprocesses; measures ingest beside its
-baselines, sequential latency, batch ingest, routing, delivery, end-to-end latency, a
-healthy endpoint's latency beside one that hangs (and alone) and the node's memory;
+baselines, verified (Stripe-signed) source deliveries beside plain ingest, sequential
+latency, batch ingest, routing, delivery, end-to-end latency, a healthy endpoint's latency
+beside one that hangs (and alone) and the node's memory;
 writes results.json and RESULTS.md (beside --out). A measure that fails records null
 and its error, and the suite carries on.
 """
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import measure_ingest, measure_isolation, measure_queue, report
+from benchmarks import measure_ingest, measure_isolation, measure_queue, measure_sources, report
 from benchmarks.loadgen import LoadGenerator, find_wrk
 from benchmarks.procs import Child, Children, Postgres
 from benchmarks.profiles import FULL, PROFILES, Profile
@@ -79,7 +80,7 @@ class Suite:
             naive = await self.children.server(
                 "naive", "naive_server", "--dsn", await self.pg.database("bench_naive", False))
         except Exception as exc:  # noqa: BLE001 - nothing of the ingest side can run
-            for section in ("ingest", "sequential", "batch", "memory"):
+            for section in ("ingest", "sources", "sequential", "batch", "memory"):
                 self.results[section]["error"] = f"{type(exc).__name__}: {exc}"
             self.node = None
             say(f"ingest side not started: {exc}")
@@ -90,6 +91,9 @@ class Suite:
         await self.step("sequential", lambda: measure_ingest.sequential(p, node, say))
         await self.step("ingest",
                         lambda: measure_ingest.ingest(self.gen, p, node, bare, naive, say))
+        dsn = self.pg.dsn_of("bench_ingest")
+        await self.step("sources",
+                        lambda: measure_sources.sources(self.gen, p, node, dsn, say))
         await self.step("batch", lambda: measure_ingest.batch(self.gen, p, node, say))
         await self.children.stop(bare)
         await self.children.stop(naive)

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,9 @@ class LoadGenerator:
         self.threads = threads
         self.name = wrk_version(wrk) if wrk else "asyncio (built-in closed loop)"
 
+    def threads_for(self, load: Load) -> int:
+        return min(self.threads, load.connections)
+
     async def run(self, load: Load) -> dict[str, Any]:
         if self.wrk is not None:
             return await self._wrk(self.wrk, load)
@@ -110,11 +114,15 @@ class LoadGenerator:
             "keys": ",".join(f'"{k}"' for k in load.keys), "path": load.path,
             "mode": "batch" if load.batch else "single", "run": secrets.token_hex(6),
             "batch_body": batch_body(load.batch) if load.batch else "", "event": EVENT}
+        return await self.wrk_script(wrk, script, load)
+
+    async def wrk_script(self, wrk: str, script: str, load: Load) -> dict[str, Any]:
+        """One wrk run of `script` (which must print the WRKRESULT line in done())."""
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
             handle.write(script)
         try:
             proc = await asyncio.create_subprocess_exec(
-                wrk, "-t", str(min(self.threads, load.connections)),
+                wrk, "-t", str(self.threads_for(load)),
                 "-c", str(load.connections), "-d", f"{max(1, round(load.duration))}s",
                 "--timeout", "10s", "-s", handle.name, load.url,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
@@ -141,8 +149,13 @@ def _body(load: Load, run: str, i: int) -> bytes:
     return f'{EVENT},"dedup_id":"{run}-{i}"}}'.encode()
 
 
-async def closed_loop(load: Load, statuses: Counter[str] | None = None) -> dict[str, Any]:
-    """`connections` workers, each posting again as soon as it has its answer."""
+Request = tuple[str, dict[str, str], bytes]  # path, headers, body
+
+
+async def closed_loop(load: Load, statuses: Counter[str] | None = None,
+                      request: Callable[[int], Request] | None = None) -> dict[str, Any]:
+    """`connections` workers, each posting again as soon as it has its answer; the n-th
+    request is `request(n)` when given, else an event of `load` under its keys."""
     statuses = Counter() if statuses is None else statuses
     latencies: list[float] = []
     run, sent = secrets.token_hex(6), 0
@@ -155,11 +168,15 @@ async def closed_loop(load: Load, statuses: Counter[str] | None = None) -> dict[
             nonlocal sent
             while time.perf_counter() < deadline:
                 sent += 1
-                headers = {"Content-Type": "application/json",
-                           "X-API-Key": load.keys[sent % len(load.keys)]}
+                if request is None:
+                    path, body = load.path, _body(load, run, sent)
+                    headers = {"Content-Type": "application/json",
+                               "X-API-Key": load.keys[sent % len(load.keys)]}
+                else:
+                    path, headers, body = request(sent)
                 t0 = time.perf_counter()
                 try:
-                    async with session.post(load.url + load.path, data=_body(load, run, sent),
+                    async with session.post(load.url + path, data=body,
                                             headers=headers) as resp:
                         await resp.read()
                         status = str(resp.status)

@@ -14,6 +14,7 @@ class Profile:
     ingest_s: float = 8.0           # each closed-loop ingest run
     warmup_s: float = 2.0           # before each ingest run, discarded
     keys: int = 16                  # organizations a load run is spread over
+    source_connections: int = 128   # Stripe-signed deliveries beside plain ingest
     sequential: int = 1000          # requests of the sequential latency run
     batch_s: float = 5.0
     batch_size: int = 100

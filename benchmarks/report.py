@@ -23,6 +23,9 @@ _INGEST_ROW = ("connections", "triggerd_rps", "bare_rps", "naive_rps", "p50_ms",
                "naive_p50_ms", "naive_p99_ms", "triggerd_non_2xx", "bare_non_2xx",
                "naive_non_2xx", "vs_bare", "vs_naive")
 _SECTIONS: dict[str, tuple[str, ...]] = {
+    "sources": ("connections", "kind", "rps", "p50_ms", "p99_ms", "non_2xx", "errors", "ok",
+                "signed", "stored", "duplicates", "plain_rps", "plain_p50_ms", "plain_p99_ms",
+                "plain_non_2xx", "vs_plain"),
     "sequential": ("requests", "failed", "min_ms", "avg_ms", "p50_ms", "p95_ms", "p99_ms",
                    "max_ms", "throughput_rps"),
     "batch": ("events_per_s", "requests_per_s", "batch_size", "p50_ms", "p99_ms", "non_2xx"),
@@ -40,6 +43,8 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
 GOALS: tuple[tuple[str, str, float], ...] = (
     ("ingest.c128.vs_bare", ">=", 0.75), ("ingest.c128.vs_naive", ">=", 3.0),
     ("ingest.c128.p99_ms", "<=", 20.0),
+    # issue 9 item 5: a verified source delivery costs about what POST /api/events costs
+    ("sources.vs_plain", ">=", 0.8),
     ("sequential.avg_ms", "<=", 1.5), ("sequential.p95_ms", "<=", 2.5),
     ("sequential.p99_ms", "<=", 3.0),
     ("batch.events_per_s", ">=", 50_000), ("routing.events_per_s", ">=", 20_000),
@@ -166,7 +171,7 @@ def _ingest_rows(r: dict[str, Any]) -> list[Row]:
 def _rows(r: dict[str, Any]) -> list[Row]:
     s, b, ro, d, e, m = (r[k] for k in ("sequential", "batch", "routing", "delivery", "e2e",
                                          "memory"))
-    return _ingest_rows(r) + [
+    return _ingest_rows(r) + [_sources_row(r)] + [
         (f"Sequential latency ({_n(s['requests'])} requests)",
          f"avg {_n(s['avg_ms'], 2)}, P95 {_n(s['p95_ms'], 2)}, P99 {_n(s['p99_ms'], 2)} ms; "
          f"{_n(s['throughput_rps'])} req/s",
@@ -196,6 +201,18 @@ def _rows(r: dict[str, Any]) -> list[Row]:
          "<= 200 MB and flat (growth <= 20 MB)",
          _met(r, "memory.rss_mb_load", "memory.rss_mb_db_down", "memory.rss_growth_mb"), ""),
     ]
+
+
+def _sources_row(r: dict[str, Any]) -> Row:
+    src = {**dict.fromkeys(_SECTIONS["sources"]), **(r.get("sources") or {})}
+    ratio = None if src["vs_plain"] is None else src["vs_plain"] * 100
+    ours = (f"{_n(src['rps'])} req/s, p50 {_n(src['p50_ms'], 2)} ms, p99 "
+            f"{_n(src['p99_ms'], 2)} ms; {_n(src['duplicates'])} duplicates ({_n(src['stored'])} "
+            f"stored for {_n(src['ok'])} 2xx: those in flight at the end commit too)")
+    base = (f"plain POST /api/events {_n(src['plain_rps'])} req/s (p50 "
+            f"{_n(src['plain_p50_ms'], 2)}, p99 {_n(src['plain_p99_ms'], 2)} ms): {_n(ratio)} %")
+    return (f"Source ingest, Stripe-signed, {_n(src['connections'])} connections", ours, base,
+            ">= 80 % of plain ingest", _met(r, "sources.vs_plain"), "")
 
 
 def _isolation_row(r: dict[str, Any]) -> Row:
@@ -256,6 +273,9 @@ def render(r: dict[str, Any]) -> str:
         if isinstance(row, dict):
             lines.append(f"- ingest {key}: triggerd {row['triggerd_non_2xx']}, bare "
                          f"{row['bare_non_2xx']}, naive {row['naive_non_2xx']}")
+    if isinstance(r.get("sources"), dict):
+        lines.append(f"- sources: Stripe-signed {r['sources'].get('non_2xx')}, plain "
+                     f"{r['sources'].get('plain_non_2xx')}")
     lines.append(f"- batch: {r['batch'].get('non_2xx')}; with PostgreSQL stopped (503 "
                  f"expected): {r['memory'].get('db_down_statuses')}")
     remarks = _remarks(r)
@@ -273,6 +293,12 @@ METHOD = """How each figure is measured (benchmarks/, `python -m benchmarks`):
   aiohttp + uvloop handler that parses the same body and answers 202 (the ceiling), and a
   naive aiohttp + uvloop server doing one INSERT per request through an asyncpg pool (the
   "before"); each after a warm-up, one after the other on the same PostgreSQL.
+- Source ingest: one Stripe source per organization on the ingest node; first plain
+  `POST /api/events` at 128 connections, then `POST /in/{token}` at 128 connections, each
+  after a warm-up. Every source request is signed beforehand (wrk's Lua has no HMAC):
+  `Stripe-Signature: t=..,v1=..` over "{t}.{body}", one timestamp taken just before the
+  run, a provider id unique to the run and the request; the node verifies each one. The
+  events stored with the run's ids are counted afterwards, so a duplicate answer shows.
 - Sequential: `benchmark_async.py`'s method: 5 warm-ups, then one request at a time.
 - Routing: events inserted straight into `events` (unrouted), one endpoint; a
   `TRIGGERD_ROLES=process`, `DISABLE_WEBHOOK_DELIVERY=true` node is started and

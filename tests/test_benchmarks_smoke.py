@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 # results["ingest"]["c128"]["triggerd_rps"]).
 PROMISED = [f"ingest.{c}.{k}" for c in ("c64", "c128")
             for k in ("triggerd_rps", "bare_rps", "naive_rps", "p99_ms")] + [
+    "sources.rps", "sources.plain_rps", "sources.vs_plain", "sources.stored",  # issue 9
     "sequential.avg_ms", "sequential.p95_ms", "sequential.p99_ms", "batch.events_per_s",
     "routing.events_per_s", "delivery.deliveries_per_s", "e2e.p50_ms", "e2e.p99_ms",
     "memory.rss_mb_load", "memory.rss_mb_db_down"]
