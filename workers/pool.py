@@ -102,7 +102,7 @@ def deferred(job: Job, wait: float, reason: str, kind: str = DEFERRED) -> Outcom
 class DeliveryPool(Actor[Claimed]):
     def __init__(self, deliverer: Callable[[], Deliverer | None],
                  report: Callable[[Outcome], None], *, size: int = 50,
-                 max_per_endpoint: int = 50,
+                 max_per_endpoint: int = 10,
                  capacity_freed: Callable[[], None] = lambda: None,
                  unrecorded: Callable[[], int] = lambda: 0) -> None:
         # Room for `size` claims plus one stop marker per worker.
