@@ -70,9 +70,8 @@ def parse_event_types(value: Any) -> list[str] | None:
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_EVENT_TYPES:
         raise ApiError(400, f"event_types must be null (all types) or a list of 1 to "
                             f"{MAX_EVENT_TYPES} types or 'prefix.*' patterns")
-    if "*" in value:
-        return None
-    return list(dict.fromkeys(_event_type(item, i) for i, item in enumerate(value)))
+    types = list(dict.fromkeys(_event_type(item, i) for i, item in enumerate(value)))
+    return None if "*" in types else types  # every item checked, even beside a '*'
 
 
 def parse_description(value: Any) -> str | None:

@@ -94,3 +94,12 @@ def test_names_that_are_not_utf8_text_are_refused(field: str) -> None:
 def test_an_idempotency_key_that_is_not_utf8_is_refused() -> None:
     with pytest.raises(ApiError, match="Idempotency-Key must be UTF-8"):
         parse_event({"type": "t", "payload": {}}, "key-\udcff")
+
+
+def test_every_event_type_is_checked_even_beside_a_star() -> None:
+    from ingestor.endpoint_input import parse_event_types
+
+    assert parse_event_types(["*"]) is None
+    assert parse_event_types(["order.*", "a"]) == ["order.*", "a"]
+    with pytest.raises(ApiError, match=r"event_types\[1\]"):
+        parse_event_types(["*", "**"])
