@@ -29,8 +29,19 @@ from benchmarks.benchmark_async import percentile
 
 EVENT = '{"type":"benchmark.test","payload":{"timestamp":1700000000.0,"data":"benchmark payload"}'
 
-# wrk script: a request() that rotates keys and makes every dedup_id unique, and a
-# done() that prints the figures as one JSON line.
+# The done() of every wrk script: the figures as one JSON line (parse_wrk reads it).
+# Appended after %-formatting, so its own % signs stay single.
+WRK_DONE = """
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRKRESULT {"requests":%d,"duration_us":%d,"connect":%d,'
+    .. '"read":%d,"write":%d,"status":%d,"timeout":%d,"p50_us":%d,"p99_us":%d,'
+    .. '"max_us":%d}\\n', summary.requests, summary.duration, e.connect, e.read, e.write,
+    e.status, e.timeout, latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+# wrk script: a request() that rotates keys and makes every dedup_id unique.
 LUA = """
 local keys = {%(keys)s}
 local path, mode, run = "%(path)s", "%(mode)s", "%(run)s"
@@ -49,13 +60,6 @@ function request()
   end
   return wrk.format("POST", path, {["Content-Type"] = "application/json",
                                    ["X-API-Key"] = keys[(counter + tid) %% n + 1]}, body)
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('WRKRESULT {"requests":%%d,"duration_us":%%d,"connect":%%d,'
-    .. '"read":%%d,"write":%%d,"status":%%d,"timeout":%%d,"p50_us":%%d,"p99_us":%%d,'
-    .. '"max_us":%%d}\\n', summary.requests, summary.duration, e.connect, e.read, e.write,
-    e.status, e.timeout, latency:percentile(50), latency:percentile(99), latency.max))
 end
 """
 
@@ -113,11 +117,12 @@ class LoadGenerator:
         script = LUA % {
             "keys": ",".join(f'"{k}"' for k in load.keys), "path": load.path,
             "mode": "batch" if load.batch else "single", "run": secrets.token_hex(6),
-            "batch_body": batch_body(load.batch) if load.batch else "", "event": EVENT}
+            "batch_body": batch_body(load.batch) if load.batch else "",
+            "event": EVENT} + WRK_DONE
         return await self.wrk_script(wrk, script, load)
 
     async def wrk_script(self, wrk: str, script: str, load: Load) -> dict[str, Any]:
-        """One wrk run of `script` (which must print the WRKRESULT line in done())."""
+        """One wrk run of `script` (which must end with WRK_DONE)."""
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
             handle.write(script)
         try:

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from benchmarks.loadgen import Load, LoadGenerator, Request, closed_loop
+from benchmarks.loadgen import WRK_DONE, Load, LoadGenerator, Request, closed_loop
 from benchmarks.measure_ingest import new_keys
 from benchmarks.procs import Child
 from benchmarks.profiles import Profile
@@ -57,13 +57,6 @@ function request()
   i = i %% n + 1
   return wrk.format("POST", paths[i], {["Content-Type"] = "application/json",
                                        ["Stripe-Signature"] = sigs[i]}, bodies[i])
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('WRKRESULT {"requests":%%d,"duration_us":%%d,"connect":%%d,'
-    .. '"read":%%d,"write":%%d,"status":%%d,"timeout":%%d,"p50_us":%%d,"p99_us":%%d,'
-    .. '"max_us":%%d}\\n', summary.requests, summary.duration, e.connect, e.read, e.write,
-    e.status, e.timeout, latency:percentile(50), latency:percentile(99), latency.max))
 end
 """
 
@@ -108,7 +101,7 @@ async def _send(gen: LoadGenerator, load: Load, signed: list[Request]) -> dict[s
         for path, headers, body in signed:
             handle.write(f"{path}\t{headers['Stripe-Signature']}\t{body.decode()}\n")
     try:
-        script = LUA % {"file": handle.name, "threads": gen.threads_for(load)}
+        script = LUA % {"file": handle.name, "threads": gen.threads_for(load)} + WRK_DONE
         return await gen.wrk_script(gen.wrk, script, load)
     finally:
         Path(handle.name).unlink(missing_ok=True)

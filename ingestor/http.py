@@ -117,12 +117,9 @@ BODY_TIMEOUT = web.AppKey("body_timeout", float)
 DEFAULT_BODY_TIMEOUT = 30.0
 
 
-async def read_json(request: web.Request, max_bytes: int,
-                    decode: Callable[[bytes], Any] = orjson.loads) -> Any:
-    """The request's JSON body, or an ApiError for a wrong type, size, syntax or a body
-    that does not arrive in time (408). `decode` raises ValueError for what is not JSON."""
-    if request.content_type != _JSON and not request.content_type.endswith("+json"):
-        raise ApiError(415, "Content-Type must be application/json")
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The request's raw body, or 413 over `max_bytes`, or 408 when it does not arrive
+    within the app's BODY_TIMEOUT."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise ApiError(413, f"Request body too large (limit {max_bytes} bytes)")
     timeout = request.app.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT)
@@ -134,6 +131,16 @@ async def read_json(request: web.Request, max_bytes: int,
                        headers={"Connection": "close"}) from None
     if len(body) > max_bytes:
         raise ApiError(413, f"Request body too large (limit {max_bytes} bytes)")
+    return body
+
+
+async def read_json(request: web.Request, max_bytes: int,
+                    decode: Callable[[bytes], Any] = orjson.loads) -> Any:
+    """The request's JSON body, or an ApiError for a wrong type, size, syntax or a body
+    that does not arrive in time (408). `decode` raises ValueError for what is not JSON."""
+    if request.content_type != _JSON and not request.content_type.endswith("+json"):
+        raise ApiError(415, "Content-Type must be application/json")
+    body = await read_body(request, max_bytes)
     try:
         return decode(body)
     except ValueError as exc:  # orjson.JSONDecodeError is a ValueError

@@ -1,8 +1,8 @@
 """POST /in/{token}: a provider's webhook to one of an organization's sources.
 
 Order matters: the token is looked up (404), the body read whole within the limit
-(413), the signature verified over those exact bytes (401 with a short reason, recorded
-for the source), only then is the body parsed as JSON (400) and committed through the
+(413; 408 when it trickles), the signature verified over those exact bytes (401 with
+a short reason, recorded for the source), only then is the body parsed as JSON (400) and committed through the
 group-commit writer like any event, charged to the organization's rate limit (429).
 The answer is 200 once the event is committed; a repeated provider id is answered 200
 as a duplicate and stored once (its dedup key is "src:{source id}:{provider id}").
@@ -11,7 +11,6 @@ Slack's url_verification handshake is answered with its challenge, and not store
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from typing import Any
@@ -20,7 +19,7 @@ from aiohttp import web
 
 from ingestor import patterns
 from ingestor.auth import Org
-from ingestor.http import BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT, ApiError, json_response
+from ingestor.http import ApiError, json_response, read_body
 from ingestor.routes_events import INGEST
 from ingestor.source_kinds import Source, event_type, provider_id
 from ingestor.source_schemes import Rejected, verify
@@ -31,21 +30,6 @@ SOURCES = web.AppKey("sources", SourceStore)
 TOKEN_PREFIX = "src_"
 TOKEN = r"^src_[A-Za-z0-9_-]{43}$"
 routes = web.RouteTableDef()
-
-
-async def _body(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_EVENT_BODY:
-        raise ApiError(413, f"Request body too large (limit {MAX_EVENT_BODY} bytes)")
-    timeout = request.app.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT)
-    try:
-        async with asyncio.timeout(timeout):
-            body = await request.read()
-    except TimeoutError:
-        raise ApiError(408, f"Request body not received within {timeout:g} s",
-                       headers={"Connection": "close"}) from None
-    if len(body) > MAX_EVENT_BODY:
-        raise ApiError(413, f"Request body too large (limit {MAX_EVENT_BODY} bytes)")
-    return body
 
 
 def _verified(request: web.Request, source: Source, body: bytes) -> None:
@@ -74,7 +58,7 @@ async def receive(request: web.Request) -> web.Response:
     source = await store.find(token) if patterns.matches(TOKEN, token) else None
     if source is None:
         raise ApiError(404, "Unknown source")
-    body = await _body(request)
+    body = await read_body(request, MAX_EVENT_BODY)
     try:
         _verified(request, source, body)
         parsed = _parsed(body)
