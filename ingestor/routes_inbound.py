@@ -2,8 +2,9 @@
 
 Order matters: the token is looked up (404), the body read whole within the limit
 (413; 408 when it trickles), the signature verified over those exact bytes (401 with
-a short reason, recorded for the source), only then is the body parsed as JSON (400) and committed through the
-group-commit writer like any event, charged to the organization's rate limit (429).
+a short reason, recorded for the source), only then is the body parsed as JSON (400)
+and committed through the group-commit writer like any event, charged to the
+organization's rate limit (429).
 The answer is 200 once the event is committed; a repeated provider id is answered 200
 as a duplicate and stored once (its dedup key is "src:{source id}:{provider id}").
 Slack's url_verification handshake is answered with its challenge, and not stored.
