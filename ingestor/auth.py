@@ -59,6 +59,16 @@ def well_formed(key: str) -> bool:
     return _KEY_SHAPE.fullmatch(key) is not None
 
 
+def key_id(request: web.Request) -> str:
+    """The public id of the key the request authenticated with (after `authenticate`):
+    `key_` and the first 8 bytes of its SHA-256 (the stored key_hash) in hex. The same
+    on every node, and of no use as a key."""
+    key = presented_key(request)
+    if key is None:
+        raise ApiError(401, "Missing API key (X-API-Key header or Authorization: Bearer)")
+    return "key_" + key_digest(key)[:8].hex()
+
+
 def admin_presented(request: web.Request, admin_token: str) -> bool:
     """True when the request carries `Authorization: Bearer <admin_token>`."""
     auth = request.headers.get("Authorization", "")

@@ -8,7 +8,7 @@ organization. An attempt counts as a success when the receiver answered 2xx.
 DELIVERY_COLUMNS = """
 d.id, d.event_id, d.endpoint_id, e.type AS event_type, d.status, d.attempts,
 d.response_status, d.last_error, d.next_attempt_at, d.delivered_at, d.created_at,
-d.updated_at
+d.updated_at, d.resolved_at, d.resolved_by, d.resolution_note
 """
 
 # Deliveries newest first, keyset-paginated on id over deliveries_org.
@@ -38,10 +38,11 @@ SELECT attempt, response_status, duration_ms, error, response_body, created_at
 FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt, id
 """
 
-# Makes a failed or dead delivery due now; a dead one gets a fresh set of attempts.
-# $1 delivery id, $2 organization id. Returns no row for an unknown delivery, else its
-# status before, whether its endpoint is enabled, and whether it was re-queued. The row
-# lock makes the status read and the change one step against the result writer.
+# Makes a failed or dead delivery due now; a dead one gets a fresh set of attempts and
+# loses its review (resolved_*). $1 delivery id, $2 organization id. Returns no row for
+# an unknown delivery, else its status before, whether its endpoint is enabled, and
+# whether it was re-queued. The row lock makes the status read and the change one step
+# against the result writer.
 RETRY_DELIVERY = """
 WITH target AS (
     SELECT d.id, d.status, ep.enabled
@@ -51,7 +52,8 @@ WITH target AS (
 ), retried AS (
     UPDATE deliveries d
     SET status = 'pending', next_attempt_at = now(), updated_at = now(),
-        attempts = CASE WHEN d.status = 'dead_letter' THEN 0 ELSE d.attempts END
+        attempts = CASE WHEN d.status = 'dead_letter' THEN 0 ELSE d.attempts END,
+        resolved_at = NULL, resolved_by = NULL, resolution_note = NULL
     FROM target
     WHERE d.id = target.id AND target.enabled AND target.status IN ('failed', 'dead_letter')
     RETURNING d.id
@@ -166,12 +168,98 @@ ORDER BY a.created_at DESC, a.id DESC
 LIMIT $2
 """
 
-# Dead letters, most recently dead first, keyset-paginated over deliveries_dead.
-# $1 organization id, $2 cursor's updated_at or NULL, $3 cursor's id, $4 page size + 1.
+# Which of the organization's dead letters a dead-letter filter selects, from where a
+# page or a batch starts; `d` is deliveries and `e` its event. The time bounds and the
+# position are ranges on updated_at (the time it became dead) written with coalesce,
+# not `$n IS NULL OR`, so they bound the deliveries_dead index scan in a generic plan
+# too; the other tests apply to the rows of that range as they are read.
+# $1 organization id, $2 resolved (true: reviewed only, false: not reviewed only, NULL:
+# both), $3 endpoint id or NULL, $4 event type or NULL, $5 since (dead at or after) or
+# NULL, $6 until (dead before) or NULL, $7 the position's updated_at (NULL: from the
+# newest), $8 the position's id (the row at the position itself is excluded).
+DEAD_LETTER_MATCH = """
+d.org_id = $1 AND d.status = 'dead_letter'
+  AND d.updated_at >= coalesce($5::timestamptz, '-infinity')
+  AND d.updated_at < coalesce($6::timestamptz, 'infinity')
+  AND d.updated_at <= coalesce($7::timestamptz, 'infinity')
+  AND ($7::timestamptz IS NULL OR (d.updated_at, d.id) < ($7, $8::bigint))
+  AND ($2::boolean IS NULL OR (d.resolved_at IS NOT NULL) = $2)
+  AND ($3::uuid IS NULL OR d.endpoint_id = $3)
+  AND ($4::text IS NULL OR e.type = $4)
+"""
+
+# A page of dead letters, most recently dead first, keyset-paginated over
+# deliveries_dead. $1 to $8 as in DEAD_LETTER_MATCH ($7, $8: the cursor), $9 page
+# size + 1.
 DEAD_LETTERS = "SELECT " + DELIVERY_COLUMNS + """
 FROM deliveries d JOIN events e ON e.id = d.event_id
-WHERE d.org_id = $1 AND d.status = 'dead_letter'
-  AND ($2::timestamptz IS NULL OR (d.updated_at, d.id) < ($2, $3::bigint))
+WHERE """ + DEAD_LETTER_MATCH + """
 ORDER BY d.updated_at DESC, d.id DESC
-LIMIT $4
+LIMIT $9
+"""
+
+# Marks a dead letter reviewed without sending it again. Its updated_at (when it
+# became dead) is kept, so it keeps its place in the dead-letter queue. $1 delivery id,
+# $2 organization id, $3 the reviewing key's id, $4 the note or NULL. Returns no row
+# for an unknown delivery; else its status and review before (`was_*`) and, when it was
+# resolved now, the delivery (else its columns are NULL). The row lock orders this
+# against a concurrent retry or resolve of the same delivery.
+RESOLVE_DEAD_LETTER = """
+WITH target AS (
+    SELECT d.id, d.status, d.resolved_at, d.resolved_by
+    FROM deliveries d
+    WHERE d.id = $1 AND d.org_id = $2
+    FOR UPDATE OF d
+), resolved AS (
+    UPDATE deliveries d
+    SET resolved_at = now(), resolved_by = $3, resolution_note = $4
+    FROM target
+    WHERE d.id = target.id AND target.status = 'dead_letter' AND target.resolved_at IS NULL
+    RETURNING d.*
+)
+SELECT target.status AS was_status, target.resolved_at AS was_resolved_at,
+       target.resolved_by AS was_resolved_by, shown.*
+FROM target
+LEFT JOIN (SELECT """ + DELIVERY_COLUMNS + """
+           FROM resolved d JOIN events e ON e.id = d.event_id) AS shown ON true
+"""
+
+# Re-queues one batch of the dead letters a filter selects, the most recently dead
+# first: each becomes pending, due now, with a fresh set of attempts and no review.
+# Those whose endpoint is disabled or deleted are passed over and counted as skipped.
+# $1 to $8 as in DEAD_LETTER_MATCH ($7, $8: where the previous batch ended), $9 batch
+# size. Returns how many rows the batch read (fewer than $9: the last batch), re-queued
+# and skipped, and the position of its oldest row (`at`, `id`; NULL when it read none).
+# A re-queued row leaves deliveries_dead and the walk only goes down from the position,
+# so a row is never read twice in one run, even one that dies again meanwhile.
+RETRY_DEAD_LETTERS = """
+WITH batch AS (
+    SELECT d.id, d.updated_at, ep.enabled AND ep.deleted_at IS NULL AS retriable
+    FROM deliveries d
+    JOIN events e ON e.id = d.event_id
+    JOIN endpoints ep ON ep.id = d.endpoint_id
+    WHERE """ + DEAD_LETTER_MATCH + """
+    ORDER BY d.updated_at DESC, d.id DESC
+    LIMIT $9
+    -- A row another statement is changing right now (a retry, a recover, a resolve) is
+    -- left to it and passed over rather than waited for: no waits, no deadlocks.
+    FOR UPDATE OF d SKIP LOCKED
+), requeued AS (
+    -- The status test is repeated: a row re-queued by a statement that committed
+    -- after this one's snapshot is re-read once locked, and not re-queued twice.
+    UPDATE deliveries d
+    SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now(),
+        resolved_at = NULL, resolved_by = NULL, resolution_note = NULL
+    FROM batch
+    WHERE d.id = batch.id AND d.org_id = $1 AND batch.retriable
+      AND d.status = 'dead_letter'
+    RETURNING d.id
+), oldest AS (
+    SELECT updated_at, id FROM batch ORDER BY updated_at, id LIMIT 1
+)
+SELECT (SELECT count(*) FROM batch) AS scanned,
+       (SELECT count(*) FROM requeued) AS requeued,
+       (SELECT count(*) FROM batch WHERE NOT retriable) AS skipped,
+       oldest.updated_at AS at, oldest.id
+FROM (SELECT) AS one LEFT JOIN oldest ON true
 """

@@ -1,6 +1,7 @@
-"""GET /api/deliveries, GET /api/deliveries/{id} (with its attempts) and
-POST /api/deliveries/{id}/retry; the delivery JSON, retry and cursors the metrics
-routes share."""
+"""GET /api/deliveries, GET /api/deliveries/{id} (with its attempts),
+POST /api/deliveries/{id}/retry and POST /api/deliveries/{id}/resolve (a dead letter
+reviewed, not sent again); the delivery JSON, retry and cursors the metrics routes
+share."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
+from ingestor import dead_letters
 from ingestor import queries_delivery as q
-from ingestor.auth import Org
+from ingestor.auth import Org, key_id
 from ingestor.context import Ingest
 from ingestor.http import (
     ApiError,
@@ -23,6 +25,7 @@ from ingestor.http import (
     query_int,
     query_param,
     query_text,
+    read_json,
 )
 from ingestor.ids import parse_uuid
 from ingestor.routes_events import INGEST
@@ -43,7 +46,9 @@ def delivery_json(row: Any) -> dict[str, Any]:
             "status": row["status"], "attempts": row["attempts"],
             "response_status": row["response_status"], "last_error": row["last_error"],
             "next_attempt_at": row["next_attempt_at"], "delivered_at": row["delivered_at"],
-            "created_at": row["created_at"], "updated_at": row["updated_at"]}
+            "created_at": row["created_at"], "updated_at": row["updated_at"],
+            "resolved_at": row["resolved_at"], "resolved_by": row["resolved_by"],
+            "resolution_note": row["resolution_note"]}
 
 
 def int_position(*values: int) -> bytes:
@@ -129,3 +134,13 @@ async def retry_delivery(request: web.Request) -> web.Response:
     org, limit = await ingest.admit(request)
     body = await retry(ingest, org, delivery_id(request))
     return json_response(body, 202, limit.headers())
+
+
+@routes.post("/api/deliveries/{delivery_id}/resolve")
+async def resolve_delivery(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    org, limit = await ingest.admit(request)
+    target = delivery_id(request)
+    note = dead_letters.parse_note(await read_json(request, dead_letters.MAX_BODY))
+    row = await dead_letters.resolve(ingest.pool(), org.id, target, key_id(request), note)
+    return json_response(delivery_json(row), headers=limit.headers())

@@ -1,5 +1,6 @@
 """GET /api/webhook-metrics/queue-health, delivery-stats, recent-failures and
-dead-letter-queue, and POST /api/webhook-metrics/retry-failed/{delivery_id}:
+dead-letter-queue (filtered), POST /api/webhook-metrics/retry-failed/{delivery_id} and
+POST /api/webhook-metrics/dead-letter-queue/retry (every dead letter a filter selects):
 the organization's own delivery queue, outcomes and dead letters."""
 
 from __future__ import annotations
@@ -9,8 +10,16 @@ from typing import Any
 
 from aiohttp import web
 
+from ingestor import dead_letters
 from ingestor import queries_delivery as q
-from ingestor.http import CursorShape, json_response, page_of, query_choice, query_int
+from ingestor.http import (
+    CursorShape,
+    json_response,
+    page_of,
+    query_choice,
+    query_int,
+    read_json,
+)
 from ingestor.routes_deliveries import (
     delivery_id,
     delivery_json,
@@ -104,12 +113,14 @@ async def dead_letter_queue(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     org, limit_headers = await ingest.admit(request)
     limit = query_int(request, "limit", 50, 1, 1000)
+    selected = dead_letters.filter_from_query(request)
     position = read_int_cursor(request, DEAD_LETTER_CURSOR)
     after, after_id = None, None
     if position is not None:
         at_us, after_id = position
         after = from_micros(at_us)
-    rows = await ingest.pool().fetch(q.DEAD_LETTERS, org.id, after, after_id, limit + 1)
+    rows = await ingest.pool().fetch(q.DEAD_LETTERS, org.id, *selected.args(), after,
+                                     after_id, limit + 1)
     page, next_cursor = page_of(
         rows, limit, lambda row: int_position(micros(row["updated_at"]), row["id"]))
     return json_response({"deliveries": [delivery_json(r) for r in page],
@@ -122,3 +133,12 @@ async def retry_failed(request: web.Request) -> web.Response:
     org, limit = await ingest.admit(request)
     body = await retry(ingest, org, delivery_id(request))
     return json_response(body, 202, limit.headers())
+
+
+@routes.post("/api/webhook-metrics/dead-letter-queue/retry")
+async def retry_dead_letters(request: web.Request) -> web.Response:
+    ingest = request.app[INGEST]
+    org, limit = await ingest.admit(request)
+    selected = dead_letters.filter_from_body(await read_json(request, dead_letters.MAX_BODY))
+    requeued, skipped = await dead_letters.retry_matching(ingest.pool, org.id, selected)
+    return json_response({"requeued": requeued, "skipped": skipped}, 202, limit.headers())

@@ -19,7 +19,7 @@ from tests.integration.delivery_helpers import (
 
 FIELDS = {"id", "event_id", "endpoint_id", "event_type", "status", "attempts",
           "response_status", "last_error", "next_attempt_at", "delivered_at", "created_at",
-          "updated_at"}
+          "updated_at", "resolved_at", "resolved_by", "resolution_note"}
 HOUR = timedelta(hours=1)
 
 

@@ -170,6 +170,16 @@ async def test_every_operation_answers_as_documented(api: Api, db: Any,
         await call("GET", f"/api/webhook-metrics/{metric}", 200, key)
     await call("POST", "/api/deliveries/{delivery_id}/retry", 202, key)
     await call("POST", "/api/webhook-metrics/retry-failed/{delivery_id}", 409, key)
+    await call("POST", "/api/deliveries/{delivery_id}/resolve", 409, key, json={})
+    call.ids["delivery_id"] = str(dead[1])
+    await call("POST", "/api/deliveries/{delivery_id}/resolve", 200, key, json={"note": "n"})
+    await call("POST", "/api/deliveries/{delivery_id}/resolve", 409, key, json={})
+    await call("GET", "/api/webhook-metrics/dead-letter-queue", 200, key,
+               params={"resolved": "true", "since": "2000-01-01T00:00:00Z"})
+    await call("POST", "/api/webhook-metrics/dead-letter-queue/retry", 400, key,
+               json={"filter": {"resolved": "yes"}})
+    await call("POST", "/api/webhook-metrics/dead-letter-queue/retry", 202, key,
+               json={"filter": {"endpoint_id": endpoint["id"]}})
     await call("POST", "/api/endpoints/{endpoint_id}/recover", 202, key,
                json={"since": "2000-01-01T00:00:00Z"})
     await call("GET", "/health/live", 200)
