@@ -22,6 +22,7 @@ from ingestor import (
     routes_keys,
     routes_meta,
     routes_metrics,
+    routes_monitoring,
     routes_node,
     routes_sources,
 )
@@ -39,7 +40,8 @@ log = logging.getLogger(__name__)
 
 API_ROUTES = (routes_events.routes, routes_keys.routes, routes_inbox.routes,
               routes_endpoints.routes, routes_deliveries.routes, routes_metrics.routes,
-              routes_meta.routes, routes_sources.routes, routes_inbound.routes)
+              routes_meta.routes, routes_sources.routes, routes_inbound.routes,
+              routes_monitoring.routes)
 NODE_ROUTES = (routes_health.routes, routes_node.routes)
 
 

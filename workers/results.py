@@ -202,12 +202,16 @@ class ResultWriter(Actor[Outcome]):
 
     async def _attempts(self, conn: asyncpg.Connection, attempts: list[Outcome]) -> list[Alert]:
         """Stores the attempts made under a current lease and folds them into health."""
+        jobs = [o.job for o in attempts]
         await conn.execute(
             queries.INSERT_ATTEMPTS,
-            [o.job.delivery_id for o in attempts], [o.job.attempt for o in attempts],
+            [j.delivery_id for j in jobs], [j.attempt for j in jobs],
             [o.status for o in attempts], [o.duration_ms for o in attempts],
             [_clean(o.error, ERROR_LIMIT) for o in attempts],
-            [_clean(o.body, None) for o in attempts])
+            [_clean(o.body, None) for o in attempts], [j.org_id for j in jobs],
+            [j.endpoint_id for j in jobs], [j.event_type for j in jobs],
+            # a success's latency is measured from the event's acceptance (in SQL)
+            [o.job.created_at if o.ok else None for o in attempts])
         return await self._endpoints(conn, attempts)
 
     def _decide(self, outcome: Outcome, now: datetime) -> Decision:
