@@ -5,9 +5,11 @@ keep-alive, a DNS cache, a resolver that applies the SSRF guard (workers/netguar
 and no cookie jar. The delivery pool's workers call `deliver(job)` concurrently; it
 makes one attempt, never raises (except CancelledError) and classifies the attempt:
 
-  delivered      a 2xx status within the timeout
+  delivered      a 2xx status within the timeout (one of the endpoint's
+                 success_statuses when it has them)
   http_error     any other status; redirects are not followed, so a 3xx lands here
-  timeout        no status line within `timeout` seconds (connect included)
+  timeout        no status line within the endpoint's timeout_s, or the node's
+                 `timeout` (connect included)
   connect_error  no HTTP answer: DNS failure, refused, reset, TLS failure, or the
                  connection closed before a status line
   blocked        the target is inside the node's network (TRIGGERD_ALLOW_PRIVATE_TARGETS)
@@ -31,6 +33,7 @@ from uuid import UUID
 
 import aiohttp
 import orjson
+from multidict import CIMultiDict
 from yarl import URL
 
 from supervisor import Resident
@@ -61,6 +64,10 @@ class Job:
     secrets: tuple[str, ...] = field(repr=False)  # current first, then the previous one
     attempt: int  # this attempt's number, 1-based
     lease: UUID | None = field(default=None, repr=False)  # the claim's token (its fence)
+    org_id: str | None = None
+    timeout: float | None = None  # the endpoint's own request timeout; None: the node's
+    headers: tuple[tuple[str, str], ...] = ()  # the endpoint's static headers
+    success_statuses: frozenset[int] | None = None  # the 2xx that count; None: any 2xx
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +116,18 @@ def render_body(job: Job) -> bytes:
 class Deliverer(Resident):
     """Owns the outbound HTTP session; `deliver()` makes one signed attempt."""
 
-    def __init__(self, *, timeout: float = 15.0, allow_private: bool = False,
-                 user_agent: str = f"triggerd/{VERSION}", max_connections: int = 200,
-                 max_per_host: int = 50, name: str | None = None) -> None:
+    def __init__(self, *, timeout: float = 15.0, max_timeout: float | None = None,
+                 allow_private: bool = False, user_agent: str = f"triggerd/{VERSION}",
+                 max_connections: int = 200, max_per_host: int = 50,
+                 name: str | None = None) -> None:
         super().__init__(name=name)
         if timeout <= 0:
             raise ValueError(f"{self.name}: timeout must be > 0, got {timeout}")
         if max_connections < 1 or max_per_host < 1:
             raise ValueError(f"{self.name}: connection limits must be >= 1")
-        self.timeout = timeout
+        self.timeout = timeout  # an endpoint without a timeout of its own
+        # The longest an endpoint's own timeout may make an attempt (and terminate wait).
+        self.max_timeout = max(max_timeout or timeout, timeout)
         self.allow_private = allow_private
         self.user_agent = user_agent
         self.max_connections = max_connections
@@ -137,10 +147,14 @@ class Deliverer(Resident):
             connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=self.timeout))
 
+    def timeout_of(self, job: Job) -> float:
+        """The attempt's timeout: the endpoint's own, up to the maximum, or the node's."""
+        return self.timeout if job.timeout is None else min(job.timeout, self.max_timeout)
+
     async def terminate(self, reason: BaseException | None) -> None:
         try:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(self.max_timeout):
                     await self._idle.wait()
         finally:
             session, self._session = self._session, None
@@ -155,7 +169,7 @@ class Deliverer(Resident):
         try:
             answer = await self._post(job)
         except Exception as exc:  # every failure of an attempt is classified into an Outcome
-            kind, error = self._classify(exc)
+            kind, error = self._classify(exc, self.timeout_of(job))
             return Outcome(job, kind, None, _ms_since(started), error, None, None)
         finally:
             self._in_flight -= 1
@@ -174,14 +188,20 @@ class Deliverer(Resident):
             check_literal(url.host)
         body = render_body(job)
         headers = self._headers(job, body, int(time.time()))
-        async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
+        async with session.post(url, data=body, headers=headers, allow_redirects=False,
+                                timeout=aiohttp.ClientTimeout(total=self.timeout_of(job))
+                                ) as resp:
             content = await _read_head(resp)
             return _Answer(resp.status, content,
                            parse_retry_after(resp.headers.get("Retry-After"), time.time()),
                            resp.headers.get("Location"))
 
-    def _headers(self, job: Job, body: bytes, timestamp: int) -> dict[str, str]:
-        return {
+    def _headers(self, job: Job, body: bytes, timestamp: int) -> CIMultiDict[str]:
+        # The endpoint's static headers first; ours then replace any of the same name
+        # (whatever its case), so none can override the signature (the API refuses
+        # those names too).
+        headers: CIMultiDict[str] = CIMultiDict(job.headers)
+        headers.update({
             "content-type": "application/json",
             "user-agent": self.user_agent,
             "webhook-id": job.event_id,
@@ -190,9 +210,10 @@ class Deliverer(Resident):
             "x-event-id": job.event_id,
             "x-event-type": job.event_type,
             "x-delivery-attempt": str(job.attempt),
-        }
+        })
+        return headers
 
-    def _classify(self, exc: Exception) -> tuple[str, str]:
+    def _classify(self, exc: Exception, timeout: float) -> tuple[str, str]:
         if isinstance(exc, aiohttp.ClientConnectorError):
             if isinstance(exc.os_error, BlockedTarget):
                 return "blocked", str(exc.os_error)
@@ -200,7 +221,7 @@ class Deliverer(Resident):
         if isinstance(exc, BlockedTarget):
             return "blocked", str(exc)
         if isinstance(exc, TimeoutError):
-            return "timeout", f"timed out after {self.timeout:g}s"
+            return "timeout", f"timed out after {timeout:g}s"
         if isinstance(exc, aiohttp.ServerDisconnectedError):
             return "connect_error", "the server closed the connection without answering"
         if isinstance(exc, aiohttp.ClientConnectionError):
@@ -237,8 +258,11 @@ def _connect_reason(exc: aiohttp.ClientConnectorError) -> str:
 
 def _outcome(job: Job, answer: _Answer, duration_ms: float) -> Outcome:
     status = answer.status
-    if 200 <= status < 300:
+    accepted = job.success_statuses
+    if 200 <= status < 300 and (accepted is None or status in accepted):
         kind, error = "delivered", None
+    elif 200 <= status < 300:
+        kind, error = "http_error", f"HTTP {status} (not one of the endpoint's success_statuses)"
     elif 300 <= status < 400:
         where = f" to {answer.location}" if answer.location else ""
         kind, error = "http_error", f"HTTP {status} (redirect{where} not followed)"

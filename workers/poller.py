@@ -3,8 +3,9 @@
 Ticks every `interval` (100 ms) and at once when the Notifier signals committed work.
 Each tick routes unrouted events in batches (one statement per batch, see
 queries.ROUTE_EVENTS) and then claims due deliveries, never more than the
-DeliveryPool's free slots, under a lease longer than the request timeout, so a slow
-delivery is never claimed twice. A transient database error skips the tick; the
+DeliveryPool's free slots, highest priority first with a share for the longest
+waiting, under a lease longer than the endpoint's request timeout, so a slow delivery is
+never claimed twice. A transient database error skips the tick; the
 next one tries again, so an outage neither spins nor kills the Poller.
 
 Messages: `Tick`. Restart: permanent.
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import orjson
 
 from supervisor import PeriodicActor
 from triggerd_sql.faults import is_transient
@@ -28,22 +30,27 @@ from workers.pool import Claimed, DeliveryPool
 log = logging.getLogger(__name__)
 
 MAX_ROUTE_BATCHES = 50  # per tick, so claiming is never starved by a deep backlog
+AGED_SHARE = 0.2  # of claimed deliveries go to the longest-waiting, whatever their priority
 
 
 class Poller(PeriodicActor):
     def __init__(self, pool: Callable[[], asyncpg.Pool], *, route: bool,
                  delivery_pool: Callable[[], DeliveryPool | None] | None, node_name: str,
-                 lease: float, interval: float = 0.1, route_batch: int = 100) -> None:
+                 request_timeout: float, max_request_timeout: float | None = None,
+                 interval: float = 0.1, route_batch: int = 100) -> None:
         super().__init__(interval=interval, name="Poller")
         self._pool = pool
         self._route = route
         self._delivery_pool = delivery_pool
         self._node = node_name
-        self._lease = lease
+        # An endpoint's own timeout_s applies up to the maximum; the lease follows it.
+        self._timeout = request_timeout
+        self._max_timeout = max(max_request_timeout or request_timeout, request_timeout)
         self._route_batch = route_batch
         self.routed = 0
         self.claimed = 0
         self._backlog = False  # the last claim took all it could: more may be due
+        self._aged_credit = 0.0  # what AGED_SHARE owes the longest-waiting, across claims
         self._failures = 0
 
     async def tick(self) -> None:
@@ -119,9 +126,10 @@ class Poller(PeriodicActor):
             # slow receiver does not take every worker from the others.
             busy, rooms, full = pool.claim_rooms()
             excluded = [r["id"] for r in held] + full
-            rows = await conn.fetch(queries.CLAIM_DELIVERIES, free, self._lease, self._node,
+            rows = await conn.fetch(queries.CLAIM_DELIVERIES, free, self._timeout, self._node,
                                     excluded, [r["id"] for r in held if r["open_for_one"]],
-                                    busy, rooms, pool.max_per_endpoint)
+                                    busy, rooms, pool.max_per_endpoint, self._max_timeout,
+                                    self._aged(free))
         for row in rows:
             pool.submit(Claimed(_job(row), row["rate_limit_per_second"]))
         self.claimed += len(rows)
@@ -131,6 +139,15 @@ class Poller(PeriodicActor):
         self._backlog = len(rows) == free or _filled_a_room(rows, busy, rooms,
                                                             pool.max_per_endpoint)
         return False
+
+
+    def _aged(self, free: int) -> int:
+        """How many of a claim of `free` go to the longest-waiting: AGED_SHARE of all
+        claimed, counted across claims, so small claims do not round it up to all."""
+        self._aged_credit = min(self._aged_credit + free * AGED_SHARE, float(free))
+        share = int(self._aged_credit)
+        self._aged_credit -= share
+        return share
 
 
 def _filled_a_room(rows: list[Any], busy: list[str], rooms: list[int], cap: int) -> bool:
@@ -144,7 +161,11 @@ def _filled_a_room(rows: list[Any], busy: list[str], rooms: list[int], cap: int)
 
 def _job(row: Any) -> Job:
     secrets = (row["secret"],) + ((row["previous_secret"],) if row["previous_secret"] else ())
+    headers = orjson.loads(row["headers"]) if row["headers"] else {}
+    statuses = row["success_statuses"]
     return Job(delivery_id=row["id"], event_id=row["event_id"], event_type=row["type"],
                payload=row["payload"], created_at=row["created_at"],
                endpoint_id=row["endpoint_id"], url=row["url"], secrets=secrets,
-               attempt=row["attempts"], lease=row["lease_token"])
+               attempt=row["attempts"], lease=row["lease_token"], org_id=row["org_id"],
+               timeout=row["timeout_s"], headers=tuple(headers.items()),
+               success_statuses=frozenset(statuses) if statuses else None)

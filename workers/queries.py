@@ -6,13 +6,19 @@ Each query starts with its purpose and what each $n is.
 # Routes a batch of unrouted events in one statement: claims them in acceptance order
 # over the events_unrouted partial index (SKIP LOCKED, so pollers on several nodes never
 # take the same event), marks them routed, and creates one delivery per matching enabled
-# endpoint, carrying the event's seq (an ordered endpoint's order). A crash before commit
-# leaves the events unrouted, so routing may commit asynchronously (synchronous_commit
-# off) without risking a loss.
+# endpoint, carrying the event's seq (an ordered endpoint's order) and the endpoint's
+# priority. An endpoint matches by event type, then by its filter, compiled when it was
+# written (ingestor/filters.py) to a jsonpath predicate over the payload with the event's
+# type and source headers as the variables $"type" and $"headers" (built once per
+# event); PostgreSQL evaluates it here, and a payload it cannot match (silent: true) is
+# simply not matched. A crash
+# before commit leaves the events unrouted, so routing may commit asynchronously
+# (synchronous_commit off) without risking a loss.
 # $1 batch size. Returns the events routed and the deliveries created.
 ROUTE_EVENTS = """
 WITH claimed AS (
-    SELECT id, org_id, type, seq
+    SELECT id, org_id, type, seq, payload,
+           jsonb_build_object('type', type, 'headers', coalesce(headers, '{}')) AS vars
     FROM events
     WHERE routed_at IS NULL
     ORDER BY seq
@@ -26,15 +32,19 @@ routed AS (
     RETURNING events.id
 ),
 fanout AS (
-    INSERT INTO deliveries (event_id, endpoint_id, org_id, event_seq)
-    SELECT claimed.id, endpoint.id, claimed.org_id, claimed.seq
+    INSERT INTO deliveries (event_id, endpoint_id, org_id, event_seq, priority)
+    SELECT claimed.id, endpoint.id, claimed.org_id, claimed.seq, endpoint.priority
     FROM claimed
     JOIN endpoints AS endpoint ON endpoint.org_id = claimed.org_id AND endpoint.enabled
-    WHERE endpoint.event_types IS NULL
-       OR EXISTS (
-           SELECT 1 FROM unnest(endpoint.event_types) AS pattern
-           WHERE pattern = claimed.type
-              OR (right(pattern, 2) = '.*' AND starts_with(claimed.type, left(pattern, -1))))
+    WHERE (endpoint.event_types IS NULL
+           OR EXISTS (
+               SELECT 1 FROM unnest(endpoint.event_types) AS pattern
+               WHERE pattern = claimed.type
+                  OR (right(pattern, 2) = '.*'
+                      AND starts_with(claimed.type, left(pattern, -1)))))
+      AND CASE WHEN endpoint.filter_path IS NULL THEN true
+               ELSE coalesce(jsonb_path_match(claimed.payload, endpoint.filter_path,
+                                              claimed.vars, true), false) END
     ORDER BY claimed.seq
     ON CONFLICT (event_id, endpoint_id) DO NOTHING
     RETURNING 1
@@ -55,20 +65,52 @@ WHERE deleted_at IS NULL AND (NOT enabled OR ordered OR breaker_cooldown_s IS NO
 # Claims due deliveries for this node's free workers and leases them (locked_until), so
 # no other node takes them until the lease ends. Each claim draws a new lease_token:
 # only an outcome carrying it may settle the delivery. The attempt is counted here.
-# `regular` is an ordered walk of the deliveries_due index that stops after $1 rows; the
-# held endpoints are excluded by a parameter array, which the planner estimates well
-# (computing them in the same statement makes it sort the whole queue instead).
+# Priority orders an organization's own deliveries, never one organization before
+# another: after the longest-waiting share (below), `due` takes each organization's
+# best candidate in turn (its rank by priority, then due time), so an organization that
+# sets every endpoint to 10 is served beside the others, not ahead of them.
+# `prioritized` walks deliveries_due_priority one level at a time, highest first
+# (PRIORITIES, 10 .. 1), each level in due order; its outer LIMIT stops the walk once
+# enough rows are found, so lower levels are read only when the higher ones run short.
+# `oldest` is an ordered walk of deliveries_due (due time only), whatever the priority:
+# $10 of the claim go to the longest-waiting due deliveries (`due`; the Poller makes
+# that one in five over its claims), so a low priority is delayed under a backlog,
+# never starved.
+# Both walks stop after $1 * 4 rows. The held endpoints are excluded by a parameter
+# array, which the planner estimates well (computing them in the same statement makes it
+# sort the whole queue instead).
 # `heads` takes, for each endpoint open for one attempt, its oldest undelivered
 # delivery in acceptance order (event_seq), if it is due, not already in flight, and no
 # event accepted before it is still unrouted (that event's delivery may have to go
 # first; the check reads the first entry of events_unrouted).
-# $1 how many (free workers), $2 lease in seconds, $3 this node's name,
-# $4 held endpoint ids (and those at their cap on this node), $5 those of them open for
-# one attempt, $6 endpoints this node already holds attempts for, $7 the room each has
-# left, $8 the per-endpoint cap (the room of any other endpoint).
+# The lease follows the endpoint's own timeout (timeout_s, at most the node's maximum):
+# the timeout plus a margin of the timeout itself, between 1 and 15 s.
+# $1 how many (free workers), $2 the node's request timeout (an endpoint without its
+# own), $3 this node's name, $4 held endpoint ids (and those at their cap on this node),
+# $5 those of them open for one attempt, $6 endpoints this node already holds attempts
+# for, $7 the room each has left, $8 the per-endpoint cap (the room of any other
+# endpoint), $9 the node's maximum request timeout, $10 how many of the claim go to the
+# longest-waiting.
 CLAIM_DELIVERIES = """
-WITH candidates AS (
-    SELECT delivery.id, delivery.next_attempt_at, delivery.event_id, delivery.endpoint_id
+WITH prioritized AS (
+    SELECT due.*
+    FROM generate_series(10, 1, -1) AS level (priority)
+    CROSS JOIN LATERAL (
+        SELECT delivery.id, delivery.priority, delivery.next_attempt_at, delivery.event_id,
+               delivery.endpoint_id, delivery.org_id
+        FROM deliveries AS delivery
+        WHERE delivery.priority = level.priority
+          AND delivery.status IN ('pending', 'failed') AND delivery.next_attempt_at <= now()
+          AND delivery.endpoint_id <> ALL ($4::uuid[])
+        ORDER BY delivery.next_attempt_at, delivery.event_id
+        LIMIT $1 * 4
+        FOR UPDATE OF delivery SKIP LOCKED
+    ) AS due
+    LIMIT $1 * 4
+),
+oldest AS (
+    SELECT delivery.id, delivery.priority, delivery.next_attempt_at, delivery.event_id,
+           delivery.endpoint_id, delivery.org_id
     FROM deliveries AS delivery
     WHERE delivery.status IN ('pending', 'failed') AND delivery.next_attempt_at <= now()
       AND delivery.endpoint_id <> ALL ($4::uuid[])
@@ -76,21 +118,26 @@ WITH candidates AS (
     LIMIT $1 * 4
     FOR UPDATE OF delivery SKIP LOCKED
 ),
+candidates AS (
+    SELECT * FROM prioritized UNION SELECT * FROM oldest
+),
 regular AS (
     -- At most each endpoint's room on this node (its cap less the attempts this node
     -- already holds for it), so nothing is claimed only to be handed back; rows locked
     -- above and not taken are released when the statement ends.
-    SELECT ranked.id, ranked.next_attempt_at, ranked.event_id
+    SELECT ranked.id, ranked.priority, ranked.next_attempt_at, ranked.event_id, ranked.org_id
     FROM (SELECT candidate.*, row_number() OVER (
               PARTITION BY candidate.endpoint_id
-              ORDER BY candidate.next_attempt_at, candidate.event_id) AS nth
+              ORDER BY candidate.priority DESC, candidate.next_attempt_at,
+                       candidate.event_id) AS nth
           FROM candidates AS candidate) AS ranked
     LEFT JOIN unnest($6::uuid[], $7::int[]) AS busy (endpoint_id, room)
         ON busy.endpoint_id = ranked.endpoint_id
     WHERE ranked.nth <= coalesce(busy.room, $8)
 ),
 heads AS (
-    SELECT delivery.id, delivery.next_attempt_at, delivery.event_id
+    SELECT delivery.id, delivery.priority, delivery.next_attempt_at, delivery.event_id,
+           delivery.org_id
     FROM unnest($5::uuid[]) AS held (id)
     CROSS JOIN LATERAL (
         SELECT id, status, next_attempt_at, event_seq FROM deliveries
@@ -108,21 +155,31 @@ heads AS (
     FOR UPDATE OF delivery SKIP LOCKED
 ),
 due AS (
-    SELECT id FROM (SELECT * FROM regular UNION ALL SELECT * FROM heads) AS candidate
-    ORDER BY next_attempt_at, event_id
+    SELECT id FROM (
+        SELECT eligible.*,
+               row_number() OVER (ORDER BY next_attempt_at, event_id) AS waited,
+               row_number() OVER (PARTITION BY org_id
+                                  ORDER BY priority DESC, next_attempt_at, event_id) AS turn
+        FROM (SELECT * FROM regular UNION ALL SELECT * FROM heads) AS eligible
+    ) AS candidate
+    ORDER BY candidate.waited <= $10 DESC, turn, priority DESC, next_attempt_at, event_id
     LIMIT $1
 )
 UPDATE deliveries AS delivery
 SET status = 'in_flight', attempts = delivery.attempts + 1,
-    locked_until = now() + make_interval(secs => $2), locked_by = $3,
-    lease_token = gen_random_uuid(), updated_at = now()
-FROM due, events AS event, endpoints AS endpoint
+    locked_until = now() + make_interval(secs => timeout.s + least(15, greatest(1, timeout.s))),
+    locked_by = $3, lease_token = gen_random_uuid(), updated_at = now()
+FROM due, events AS event, endpoints AS endpoint,
+     LATERAL (SELECT least(coalesce(endpoint.timeout_s, $2::float8), $9::float8) AS s)
+         AS timeout
 WHERE delivery.id = due.id AND event.id = delivery.event_id
   AND endpoint.id = delivery.endpoint_id AND endpoint.deleted_at IS NULL
 RETURNING delivery.id, delivery.event_id::text AS event_id,
-          delivery.endpoint_id::text AS endpoint_id, delivery.attempts, delivery.lease_token,
-          event.type, event.payload::text AS payload, event.created_at, endpoint.url,
-          endpoint.secret, endpoint.rate_limit_per_second,
+          delivery.endpoint_id::text AS endpoint_id, delivery.org_id::text AS org_id,
+          delivery.attempts, delivery.lease_token, event.type,
+          event.payload::text AS payload, event.created_at, endpoint.url,
+          endpoint.secret, endpoint.rate_limit_per_second, timeout.s AS timeout_s,
+          endpoint.headers::text AS headers, endpoint.success_statuses,
           CASE WHEN endpoint.previous_secret_until > now() THEN endpoint.previous_secret END
               AS previous_secret
 """
@@ -157,12 +214,27 @@ WHERE delivery.id = outcome.id AND delivery.status = 'in_flight'
 RETURNING delivery.id, delivery.status, delivery.event_id
 """
 
-# Stores attempts. $1 delivery ids, $2 attempt numbers, $3 response statuses,
-# $4 durations (ms), $5 errors, $6 response bodies (cut to 4 KiB).
+# Stores attempts, with what the monitoring API groups by (delivery_attempts_org).
+# A success's latency runs from the event's acceptance to now (the outcome's recording),
+# both read on PostgreSQL's clock, so no skew between the node and the database enters.
+# An attempt without an organization (a job built without it) takes its delivery's: a
+# primary-key look-up, made only then (coalesce evaluates lazily).
+# $1 delivery ids, $2 attempt numbers, $3 response statuses, $4 durations (ms),
+# $5 errors, $6 response bodies (cut to 4 KiB), $7 organization ids (or NULLs),
+# $8 endpoint ids, $9 event types, $10 the events' acceptance times for successes (NULL
+# for a failed attempt: it has no latency).
 INSERT_ATTEMPTS = """
 INSERT INTO delivery_attempts (delivery_id, attempt, response_status, duration_ms, error,
-                               response_body)
-SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::float8[], $5::text[], $6::text[])
+                               response_body, org_id, endpoint_id, event_type, latency_ms)
+SELECT a.delivery_id, a.attempt, a.response_status, a.duration_ms, a.error, a.response_body,
+       coalesce(a.org_id, (SELECT org_id FROM deliveries WHERE id = a.delivery_id)),
+       a.endpoint_id, a.event_type,
+       CASE WHEN a.accepted_at IS NOT NULL
+            THEN greatest(0, extract(epoch FROM now() - a.accepted_at) * 1000)::float8 END
+FROM unnest($1::bigint[], $2::int[], $3::int[], $4::float8[], $5::text[], $6::text[],
+            $7::uuid[], $8::uuid[], $9::text[], $10::timestamptz[])
+     AS a (delivery_id, attempt, response_status, duration_ms, error, response_body, org_id,
+           endpoint_id, event_type, accepted_at)
 """
 
 # Folds a batch's outcomes into each endpoint's health. $1 endpoint ids, $2 whether the

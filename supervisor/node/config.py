@@ -55,6 +55,7 @@ class Config:
     allow_private_targets: bool = False
     allow_unverified_sources: bool = False
     request_timeout: float = 15.0
+    max_request_timeout: float = 60.0  # the most an endpoint's own timeout_s may be
     retry_schedule: str = "5s,30s,2m,10m,30m,1h,3h"
     breaker_threshold: int = 20
     breaker_cooldown: float = 30.0
@@ -91,7 +92,8 @@ class Config:
             raise ConfigError(f"TRIGGERD_RETRY_SCHEDULE: {exc}") from None
         for name in ("commit_timeout", "statement_timeout", "acquire_timeout",
                      "idle_in_transaction_timeout", "dedup_ttl", "key_cache_ttl",
-                     "shutdown_timeout", "request_timeout", "breaker_cooldown", "disable_after",
+                     "shutdown_timeout", "request_timeout", "max_request_timeout",
+                     "breaker_cooldown", "disable_after",
                      "poll_interval", "rescue_interval", "retention", "prune_interval",
                      "http_keepalive_timeout", "http_body_timeout"):
             if getattr(self, name) <= 0:
@@ -116,6 +118,9 @@ class Config:
         for name in ("statement_timeout", "idle_in_transaction_timeout"):
             if getattr(self, name) < 0.001:  # PostgreSQL counts in ms, and 0 turns it off
                 raise ConfigError(f"{_env_name(name)} must be at least 1ms")
+        if self.max_request_timeout < self.request_timeout:
+            raise ConfigError("TRIGGERD_MAX_REQUEST_TIMEOUT must be at least "
+                              "TRIGGERD_REQUEST_TIMEOUT")
         if self.writer_concurrency >= self.db_pool_size:
             raise ConfigError("TRIGGERD_WRITER_CONCURRENCY must be below TRIGGERD_DB_POOL_SIZE")
 

@@ -54,11 +54,6 @@ from workers.schedule import RetrySchedule
 P = TypeVar("P", bound=Process)
 
 
-def lease_for(request_timeout: float) -> float:
-    """A lease outlives the request timeout, so a slow delivery is never claimed twice."""
-    return request_timeout + min(15.0, max(1.0, request_timeout))
-
-
 def _current(sup: Callable[[], Supervisor | None], child_id: str, kind: type[P]) -> P | None:
     """The running child `child_id` of a subtree, or None while it is (re)starting."""
     parent = sup()
@@ -91,13 +86,14 @@ class Node:
                              healthy=self.healthy,
                              allow_private_targets=config.allow_private_targets,
                              allow_unverified_sources=config.allow_unverified_sources,
+                             max_request_timeout=config.max_request_timeout,
                              node_name=self.name, tree_status=lambda: tree_status(self.root),
                              node_metrics=lambda: self.metrics.collect())
         children = [ChildSpec("database", lambda: Database(config), shutdown=40.0),
                     ChildSpec("maintenance", self._maintenance_tree, shutdown=15.0)]
         if config.roles & {"process", "deliver"}:
             children.append(ChildSpec("processing", self._processing_tree,
-                                      shutdown=config.request_timeout + 30))
+                                      shutdown=config.max_request_timeout + 30))
         if "ingest" in config.roles:
             children.append(ChildSpec("ingest", self._ingest_tree,
                                       shutdown=2 * config.shutdown_timeout + 5))
@@ -151,7 +147,8 @@ class Node:
         config = self.config
         return self._subtree("maintenance", [
             # self.config: a reload (SIGHUP) replaces the URL there, then restarts the Alerter.
-            ChildSpec("alerter", lambda: Alerter(self.config.alert_webhook_url), shutdown=6.0),
+            ChildSpec("alerter", lambda: Alerter(self.config.alert_webhook_url, self.pool),
+                      shutdown=6.0),
             ChildSpec("rescuer", lambda: Rescuer(self.pool, self.alert,
                                                  interval=config.rescue_interval,
                                                  disable_after=config.disable_after,
@@ -173,21 +170,22 @@ class Node:
                     recorded=self._capacity_freed, max_rescues=config.max_rescues),
                     shutdown=20.0),
                 ChildSpec("deliverer", lambda: Deliverer(
-                    timeout=config.request_timeout,
+                    timeout=config.request_timeout, max_timeout=config.max_request_timeout,
                     allow_private=config.allow_private_targets),
-                    shutdown=config.request_timeout + 2),
+                    shutdown=config.max_request_timeout + 2),
                 ChildSpec("pool", lambda: DeliveryPool(
                     lambda: self.child("processing", "deliverer", Deliverer), self._report,
                     size=config.pool_size, max_per_endpoint=config.endpoint_concurrency,
                     capacity_freed=self._capacity_freed, unrecorded=self._unrecorded),
-                    shutdown=config.request_timeout + 5),
+                    shutdown=config.max_request_timeout + 5),
             ]
         specs += [
             ChildSpec("poller", lambda: Poller(
                 self.pool, route="process" in config.roles,
                 delivery_pool=(lambda: self.child("processing", "pool", DeliveryPool))
                 if deliver else None,
-                node_name=self.name, lease=lease_for(config.request_timeout),
+                node_name=self.name, request_timeout=config.request_timeout,
+                max_request_timeout=config.max_request_timeout,
                 interval=config.poll_interval, route_batch=config.route_batch)),
             ChildSpec("notifier", lambda: Notifier(self.dsn, self._wake_poller)),
         ]

@@ -28,7 +28,7 @@ async def test_delivery_claim_walks_the_due_index(db: asyncpg.Connection) -> Non
     await tr.start()
     try:
         rows = await db.fetch("EXPLAIN (ANALYZE) " + queries.CLAIM_DELIVERIES,
-                              50, 30.0, "node", [], [], [], [], 50)
+                              50, 15.0, "node", [], [], [], [], 50, 60.0, 10)
     finally:
         await tr.rollback()
     plan = "\n".join(r[0] for r in rows)

@@ -47,7 +47,8 @@ async def _events(db: asyncpg.Connection, org: uuid.UUID, count: int) -> None:
 
 
 async def _claim(pool: asyncpg.Pool, count: int, node: str = "n1") -> list[Job]:
-    rows = await pool.fetch(queries.CLAIM_DELIVERIES, count, 30.0, node, [], [], [], [], count)
+    rows = await pool.fetch(queries.CLAIM_DELIVERIES, count, 30.0, node, [], [], [], [], count,
+                            60.0, 0)
     return [_job(r) for r in rows]
 
 
@@ -168,7 +169,7 @@ async def test_a_claim_takes_no_more_than_each_endpoint_has_room_for(
     org, (first, second) = await _org(db, endpoints=2)
     await _events(db, org, 100)  # 100 due deliveries to each endpoint
     rows = await pool.fetch(queries.CLAIM_DELIVERIES, 50, 30.0, "n1", [], [],
-                            [first], [3], 10)  # `first` has room for 3 more, others 10
+                            [first], [3], 10, 60.0, 0)  # `first` has room for 3 more, others 10
     taken = [str(r["endpoint_id"]) for r in rows]
     assert (taken.count(str(first)), taken.count(str(second))) == (3, 10)
     leftover = await db.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'")
