@@ -48,6 +48,8 @@ class Ingest:
     allow_private_targets: bool = False
     # Whether a source of the `none` kind (no verification) may be created and receive.
     allow_unverified_sources: bool = False
+    # The most an endpoint's own timeout_s may be (the delivering nodes' maximum).
+    max_request_timeout: float = 60.0
     loop: asyncio.AbstractEventLoop | None = None
     # For /metrics and /dashboard, from the node: its name, its tree (each supervisor
     # with its children's states) and its own gauges (tree, writer, pool).
@@ -77,7 +79,8 @@ class Ingest:
         loop = self._loop()
         return Pending(uuid7(), org.id, event.type, event.payload, event.dedup_id,
                        loop.create_future(), loop.time() + self.commit_timeout,
-                       source_id=event.source_id, provider_id=event.provider_id)
+                       source_id=event.source_id, provider_id=event.provider_id,
+                       headers=event.headers)
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         # Cached: asyncio.get_running_loop() costs a getpid() system call on each call.

@@ -1,4 +1,5 @@
-"""Validation of endpoint fields and recover windows, with messages a client can act on."""
+"""Validation of endpoint fields (routing rules and delivery settings included) and
+recover windows, with messages a client can act on."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ingestor import patterns
+from ingestor.filters import parse_filter
 from ingestor.http import ApiError
 from ingestor.netguard import TargetRefused, check_host
 
@@ -17,6 +19,19 @@ MAX_DESCRIPTION = 1000
 MAX_TYPE = 255
 MAX_EVENT_TYPES = 100
 MAX_RATE = 100_000
+MIN_PRIORITY, DEFAULT_PRIORITY, MAX_PRIORITY = 1, 5, 10  # as sql/007 checks them
+MIN_TIMEOUT = 0.5
+DEFAULT_MAX_TIMEOUT = 60.0  # TRIGGERD_MAX_REQUEST_TIMEOUT's default
+MAX_HEADERS = 20
+MAX_STATUSES = 100
+# Headers an endpoint may not set: those that sign and describe the webhook, and those
+# that frame the request or the connection.
+RESERVED_HEADERS = frozenset({
+    "webhook-id", "webhook-timestamp", "webhook-signature", "x-event-id", "x-event-type",
+    "x-delivery-attempt", "content-type", "content-length", "content-encoding",
+    "transfer-encoding", "host", "connection", "keep-alive", "upgrade", "te", "trailer",
+    "expect", "user-agent"})
+RESERVED_PREFIXES = ("proxy-", "webhook-", "x-event-")
 
 
 def parse_url(value: Any, name: str = "url") -> str:
@@ -102,25 +117,95 @@ def parse_ordered(value: Any) -> bool:
     return value
 
 
-_PARSERS: dict[str, Callable[[Any], Any]] = {
-    "url": parse_url, "event_types": parse_event_types, "description": parse_description,
-    "rate_limit_per_second": parse_rate, "ordered": parse_ordered}
+def parse_priority(value: Any) -> int:
+    """An integer from MIN_PRIORITY to MAX_PRIORITY; higher is claimed first."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if (isinstance(value, bool) or not isinstance(value, int)
+            or not MIN_PRIORITY <= value <= MAX_PRIORITY):
+        raise ApiError(400, f"priority must be an integer from {MIN_PRIORITY} (lowest) to "
+                            f"{MAX_PRIORITY} (highest); the default is {DEFAULT_PRIORITY}")
+    return int(value)
 
 
-def parse_endpoint(body: Any, partial: bool) -> dict[str, Any]:
-    """The validated fields of a create (all, with defaults) or a PATCH (those given)."""
+def parse_timeout(value: Any, most: float) -> float | None:
+    """null (the node's request timeout), or seconds from MIN_TIMEOUT to `most`."""
+    if value is None:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not MIN_TIMEOUT <= value <= most):
+        raise ApiError(400, f"timeout_s must be null (the node's default) or a number of "
+                            f"seconds from {MIN_TIMEOUT:g} to {most:g} (the node's maximum)")
+    return float(value)
+
+
+def _header(name: Any, value: Any) -> tuple[str, str]:
+    if not patterns.matches(patterns.HEADER_NAME, name):
+        raise ApiError(400, f"headers: {name[:100]!r} is not a header name (letters, digits "
+                            "and !#$%&'*+.^_`|~- only, at most 64)")
+    if name.lower() in RESERVED_HEADERS or name.lower().startswith(RESERVED_PREFIXES):
+        raise ApiError(400, f"headers.{name}: set by triggerd itself (the signature, the "
+                            "event, the body or the connection); it cannot be overridden")
+    if not isinstance(value, str) or not patterns.matches(patterns.HEADER_VALUE, value):
+        raise ApiError(400, f"headers.{name}: must be a string of 1 to 1024 visible ASCII "
+                            "characters (spaces and tabs inside)")
+    return name, value
+
+
+def parse_headers(value: Any) -> dict[str, str] | None:
+    """null, or {name: value} of at most MAX_HEADERS headers sent with every webhook."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > MAX_HEADERS:
+        raise ApiError(400, f"headers must be null or an object of at most {MAX_HEADERS} "
+                            "header names and values")
+    headers = dict(_header(name, item) for name, item in value.items())
+    if len({name.lower() for name in headers}) < len(headers):
+        raise ApiError(400, "headers: a name is given twice (names are case-insensitive)")
+    return headers or None
+
+
+def parse_success_statuses(value: Any) -> list[int] | None:
+    """null (any 2xx is a success), or the 2xx statuses that count as one; like JSON
+    Schema, 204.0 is the integer 204."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
+    if (not isinstance(value, list) or not 1 <= len(value) <= MAX_STATUSES
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 200 <= v <= 299
+                       for v in value)):
+        raise ApiError(400, "success_statuses must be null (any 2xx) or a non-empty list of "
+                            "statuses from 200 to 299")
+    return sorted(set(value))
+
+
+DEFAULTS: dict[str, Any] = {
+    "url": None, "event_types": None, "description": None, "rate_limit_per_second": None,
+    "ordered": False, "filter": None, "priority": DEFAULT_PRIORITY, "timeout_s": None,
+    "headers": None, "success_statuses": None}
+
+
+def parse_endpoint(body: Any, partial: bool, max_timeout: float) -> dict[str, Any]:
+    """The validated fields of a create (all, with defaults) or a PATCH (those given);
+    `filter` is a filters.Filter (or None), `timeout_s` at most `max_timeout`."""
     if not isinstance(body, dict):
         raise ApiError(400, "body must be a JSON object")
-    unknown = sorted(set(body) - set(_PARSERS))
+    unknown = sorted(set(body) - set(DEFAULTS))
     if unknown:
         raise ApiError(400, f"unknown field(s): {', '.join(unknown)}; "
-                            f"accepted: {', '.join(_PARSERS)}")
+                            f"accepted: {', '.join(DEFAULTS)}")
     if partial and not body:
-        raise ApiError(400, f"nothing to change: give any of {', '.join(_PARSERS)}")
+        raise ApiError(400, f"nothing to change: give any of {', '.join(DEFAULTS)}")
     if not partial:
-        body = {"url": None, "event_types": None, "description": None,
-                "rate_limit_per_second": None, "ordered": False, **body}
-    return {name: parse(body[name]) for name, parse in _PARSERS.items() if name in body}
+        body = {**DEFAULTS, **body}
+    parsers: dict[str, Callable[[Any], Any]] = {
+        "url": parse_url, "event_types": parse_event_types, "description": parse_description,
+        "rate_limit_per_second": parse_rate, "ordered": parse_ordered,
+        "filter": parse_filter, "priority": parse_priority,
+        "timeout_s": lambda value: parse_timeout(value, max_timeout),
+        "headers": parse_headers, "success_statuses": parse_success_statuses}
+    return {name: parse(body[name]) for name, parse in parsers.items() if name in body}
 
 
 MIN_YEAR, MAX_YEAR = 1970, 9998  # as patterns.YEAR states them

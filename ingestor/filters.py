@@ -1,9 +1,14 @@
 """Payload filters: an endpoint's `filter` document, validated and compiled once, when it
-is written, to one jsonpath predicate that routing evaluates as `subject @@ filter_path`
-(PostgreSQL decides; Python never evaluates a filter). Pure, but for `explain`.
+is written, to one jsonpath predicate that routing evaluates in SQL (PostgreSQL decides;
+Python never evaluates a filter). Pure, but for `explain`.
 
 The subject of an event is `{"type": ..., "data": <payload>, "headers": {...}}` (header
-names lower-case; `{}` for an event not from a source). A filter document is an object:
+names lower-case; `{}` for an event not from a source). It is never built as one
+document: the compiled path reads `data` as the root `$` and `type` and `headers` as
+the variables `$"type"` and `$"headers"`, and is evaluated as
+`jsonb_path_match(payload, filter_path, {"type": ..., "headers": ...}, silent => true)`
+(MATCH below), so the payload is matched where it is stored, never copied per endpoint.
+A filter document is an object:
 - a field name (a key not starting with `$`) holding an object is a document one level
   down; holding a scalar, `$eq` that scalar; holding an array, refused (use `$in`). A key
   is one name, dots included: nest objects to go deeper. A key starting with `$` cannot
@@ -66,6 +71,9 @@ MAX_EXPONENT = 1000  # a number's decimal exponent either way (numeric allows fa
 MAX_PATH = 32_768  # characters of the compiled jsonpath
 
 SUBJECT_FIELDS = ("type", "data", "headers")
+# Where each field of the subject is found by a compiled path: the payload is the root,
+# the type and the headers are variables (see the module docstring).
+_ROOTS = {"data": "$", "type": '$"type"', "headers": '$"headers"'}
 _ORDER = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _COMPARISONS = ("$eq", "$neq", *_ORDER, "$in", "$nin", "$startsWith", "$endsWith", "$exist")
 _LOGICAL = ("$and", "$or", "$not")
@@ -86,8 +94,8 @@ class Condition:
     field: str  # the field's names joined by dots, as written: "data.amount"
     operator: str  # "$gte", "$exist", ... (a bare scalar is "$eq")
     operand: Any
-    path: str  # a jsonpath predicate of this condition alone, on the subject
-    target: str  # the jsonpath of the field: $."data"."amount"
+    path: str  # a jsonpath predicate of this condition alone (as MATCH evaluates it)
+    target: str  # the jsonpath of the field: $."amount" (data), $"type", $"headers"."x"
     negated: bool  # under an odd number of $not: the filter wants it false
 
 
@@ -252,7 +260,7 @@ class _Compiler:
              negated: bool) -> str:
         if len(self.conditions) == MAX_CONDITIONS:
             raise _fail(where, f"a filter holds at most {MAX_CONDITIONS} conditions")
-        target = "$" + "".join("." + quote(name) for name in fields)
+        target = _ROOTS[fields[0]] + "".join("." + quote(name) for name in fields[1:])
         predicate = _predicate(operator, operand, target, where)
         self.size += len(predicate) + 8
         if self.size > MAX_PATH:

@@ -132,7 +132,8 @@ async def _send(pool: PoolSource, batch: list[Pending]) -> tuple[list[Pending], 
             status = await conn.execute(
                 queries.INSERT_EVENTS, [p.id for p in sent], [p.org_id for p in sent],
                 [p.type for p in sent], [p.payload for p in sent], [p.dedup_id for p in sent],
-                [p.source_id for p in sent], [p.provider_id for p in sent])
+                [p.source_id for p in sent], [p.provider_id for p in sent],
+                [p.headers for p in sent])
         except Exception as exc:
             raise SendFailed(exc, pid, sent) from exc
         if int(status.rpartition(" ")[2]) == len(sent):

@@ -12,9 +12,11 @@ import importlib.metadata
 from typing import Any
 
 from ingestor import patterns
+from ingestor.dead_letters import MAX_BODY as DEAD_LETTER_BODY
 from ingestor.http import CursorShape
 from ingestor.openapi_schemas import (
     NAME,
+    TIME_IN,
     UUID,
     Schema,
     cursor,
@@ -254,6 +256,10 @@ def _endpoint_paths() -> dict[str, Schema]:
             "created in [since, until); 409 while it is disabled.",
             {"202": reply("Re-queued.", ref("Recovered"))}, errors=("404", "409"),
             params=(ENDPOINT_ID,), body="RecoverIn", max_bytes=ENDPOINT_BODY)},
+        "/api/endpoints/{endpoint_id}/test-filter": {"post": one(
+            "test_filter", "Whether an event would be routed to the endpoint, and why not "
+            "(its type, then each condition of its filter).", "FilterTest",
+            body="FilterTestIn", max_bytes=ENDPOINT_BODY)},
     }
 
 
@@ -289,12 +295,38 @@ def _delivery_paths() -> dict[str, Schema]:
             "recent_failures", "metrics", "The latest failed attempts, newest first.",
             {"200": reply("Failed attempts.", ref("RecentFailures"))}, errors=("400",),
             params=(limit(20, 100),))},
-        "/api/webhook-metrics/dead-letter-queue": {"get": operation(
-            "dead_letter_queue", "metrics", "Dead letters, most recently dead first.",
-            {"200": reply("A page.", ref("DeadLetters"))}, errors=("400",),
-            params=(limit(50, 1000), cursor_param(DEAD_LETTER_CURSOR)))},
         "/api/webhook-metrics/retry-failed/{delivery_id}": {"post": retry("retry_failed",
                                                                           "metrics")},
+        **_dead_letter_paths(),
+    }
+
+
+def _dead_letter_paths() -> dict[str, Schema]:
+    return {
+        "/api/deliveries/{delivery_id}/resolve": {"post": operation(
+            "resolve_delivery", "deliveries", "Mark a dead letter reviewed, without sending "
+            "it again: records when, the caller's key id and the note. 409 when it is not "
+            "a dead letter (`delivery_status`) or is already resolved (`resolved_at`, "
+            "`resolved_by`). A retry clears it.",
+            {"200": reply("The resolved delivery.", ref("Delivery"))},
+            errors=("400", "404", "409"), params=(DELIVERY_ID,), body="ResolveIn",
+            max_bytes=DEAD_LETTER_BODY)},
+        "/api/webhook-metrics/dead-letter-queue": {"get": operation(
+            "dead_letter_queue", "metrics", "Dead letters, most recently dead first.",
+            {"200": reply("A page.", ref("DeadLetters"))}, errors=("400",), params=(
+                query("resolved", enum(("true", "false")), "Only resolved (true) or "
+                      "unresolved (false) ones."),
+                query("endpoint_id", UUID, "Only this endpoint's."),
+                text_query("event_type", "Only this exact event type."),
+                query("since", TIME_IN, "Only those dead (updated_at) at or after this."),
+                query("until", TIME_IN, "Only those dead before this."),
+                limit(50, 1000), cursor_param(DEAD_LETTER_CURSOR)))},
+        "/api/webhook-metrics/dead-letter-queue/retry": {"post": operation(
+            "retry_dead_letters", "metrics", "Re-queue every dead letter the filter selects "
+            "(pending, due now, a fresh set of attempts, resolution cleared), in short "
+            "batches; those of a disabled or deleted endpoint are skipped and counted.",
+            {"202": reply("Re-queued.", ref("DeadLettersRetried"))},
+            body="DeadLetterRetryIn", max_bytes=DEAD_LETTER_BODY)},
     }
 
 
@@ -333,6 +365,7 @@ def _version() -> str:
 
 def document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document, as a JSON-ready dict."""
+    from ingestor.openapi_monitoring import monitoring_paths, monitoring_schemas  # as below
     from ingestor.openapi_sources import source_paths, source_schemas  # it imports this
     return {
         "openapi": "3.1.0",
@@ -344,9 +377,9 @@ def document() -> dict[str, Any]:
                                        "sources", "metrics", "health", "node", "meta")],
         "security": _KEY_AUTH,
         "paths": {**_event_paths(), **_key_paths(), **_endpoint_paths(), **_delivery_paths(),
-                  **source_paths(), **_node_paths()},
+                  **monitoring_paths(), **source_paths(), **_node_paths()},
         "components": {
-            "schemas": {**schemas(), **source_schemas()},
+            "schemas": {**schemas(), **monitoring_schemas(), **source_schemas()},
             "responses": _responses(),
             "headers": {
                 "RateLimitLimit": {"description": "Requests allowed per minute.",

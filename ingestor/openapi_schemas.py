@@ -11,13 +11,22 @@ from typing import Any
 
 from ingestor import patterns
 from ingestor.auth import TIER_LIMITS
+from ingestor.dead_letters import MAX_EVENT_TYPE as MAX_DEAD_TYPE
+from ingestor.dead_letters import MAX_NOTE
 from ingestor.endpoint_input import (
+    DEFAULT_MAX_TIMEOUT,
+    DEFAULT_PRIORITY,
     MAX_DESCRIPTION,
     MAX_EVENT_TYPES,
+    MAX_HEADERS,
+    MAX_PRIORITY,
     MAX_RATE,
+    MAX_STATUSES,
     MAX_TYPE,
     MAX_URL,
     MAX_YEAR,
+    MIN_PRIORITY,
+    MIN_TIMEOUT,
     MIN_YEAR,
 )
 from ingestor.http import CursorShape
@@ -117,8 +126,11 @@ def _error_schemas() -> dict[str, Schema]:
         "Error": obj({"error": string(description="What went wrong, for a person.")}, {
             "index": integer(minimum=0, description="The faulty item of a batch or "
                                                     "event_ids array."),
-            "delivery_status": enum(DELIVERY_STATUSES, description="Why a retry is "
-                                                                   "refused."),
+            "delivery_status": enum(DELIVERY_STATUSES, description="Why a retry or a "
+                                                                   "resolve is refused."),
+            "resolved_at": TIME, "resolved_by": string(description="On a resolve of a "
+                                                       "dead letter already resolved: "
+                                                       "when, and by which key."),
             "outcome": enum(("unknown", "partial"), description=(
                 "On an event's error: `unknown` (503) when it may be stored (look it up "
                 "by `id`, or each item's id in `results`); `partial` when some items of a "
@@ -179,6 +191,10 @@ def _event_schemas() -> dict[str, Schema]:
                                                    "came from (POST /in/{token})."}),
                             "provider_id": nullable(string(description="The provider's id "
                                                            "of the event, from a source.")),
+                            "headers": nullable({
+                                "type": "object", "additionalProperties": string(),
+                                "description": "From a source: the request headers that "
+                                               "filters may match (lower-case names)."}),
                             "deliveries": array(event_delivery, description="One per "
                                                 "endpoint the event was routed to.")}),
         "Inbox": obj({"events": array(ref("Event")), "next_cursor": next_cursor(INBOX_CURSOR)}),
@@ -219,7 +235,35 @@ def _endpoint_fields() -> dict[str, Schema]:
                                           description="null = every type.")),
             "description": nullable(string(maxLength=MAX_DESCRIPTION, pattern=NO_NUL)),
             "rate_limit_per_second": nullable(integer(minimum=1, maximum=MAX_RATE)),
-            "ordered": boolean()}
+            "ordered": boolean(), **_routing_fields()}
+
+
+def _routing_fields() -> dict[str, Schema]:
+    """The routing rules and delivery settings an endpoint accepts."""
+    header = {"type": "object", "maxProperties": MAX_HEADERS,
+              "propertyNames": {"pattern": patterns.HEADER_NAME},
+              "additionalProperties": string(pattern=patterns.HEADER_VALUE),
+              "description": "Sent with every webhook. Names that sign or frame the webhook "
+                             "(webhook-*, x-event-*, x-delivery-attempt, content-*, host, "
+                             "user-agent, connection headers) are refused."}
+    return {
+        "filter": nullable({"type": "object", "description": (
+            "A payload filter over {type, data, headers}: field paths with the operators "
+            "$eq $neq $gt $gte $lt $lte $in $nin $startsWith $endsWith $exist and "
+            "$and $or $not (see the README for the grammar and its bounds).")}),
+        "priority": integer(minimum=MIN_PRIORITY, maximum=MAX_PRIORITY,
+                            default=DEFAULT_PRIORITY,
+                            description="Higher is claimed first when deliveries wait for "
+                                        "workers; a fifth of every claim goes to the "
+                                        "longest-waiting whatever their priority."),
+        "timeout_s": nullable(number(minimum=MIN_TIMEOUT, maximum=DEFAULT_MAX_TIMEOUT,
+                                     description=(
+            "Seconds; null = the node's TRIGGERD_REQUEST_TIMEOUT; at most "
+            f"TRIGGERD_MAX_REQUEST_TIMEOUT ({DEFAULT_MAX_TIMEOUT:g} by default)."))),
+        "headers": nullable(header),
+        "success_statuses": nullable(array(integer(minimum=200, maximum=299), minItems=1,
+                                           maxItems=MAX_STATUSES,
+                                           description="null = any 2xx."))}
 
 
 def _endpoint_schemas() -> dict[str, Schema]:
@@ -229,7 +273,11 @@ def _endpoint_schemas() -> dict[str, Schema]:
         "ordered": boolean(), "is_default": boolean(), "enabled": boolean(),
         "disabled_reason": nullable(string()), "disabled_at": nullable(TIME),
         "last_success_at": nullable(TIME), "breaker": enum(("closed", "open", "half_open")),
-        "breaker_open_until": nullable(TIME), "created_at": TIME, "updated_at": TIME}
+        "breaker_open_until": nullable(TIME), "created_at": TIME, "updated_at": TIME,
+        "filter": nullable({"type": "object"}), "priority": integer(),
+        "timeout_s": nullable(number()),
+        "headers": nullable({"type": "object", "additionalProperties": string()}),
+        "success_statuses": nullable(array(integer()))}
     secret = string(pattern="^whsec_", description="Shown at creation and rotation only.")
     fields = _endpoint_fields()
     url = fields["url"]
@@ -251,6 +299,20 @@ def _endpoint_schemas() -> dict[str, Schema]:
                          description="The window [since, until): until defaults to now, "
                                      "and since must be before it (400)."),
         "Recovered": obj({"requeued": integer(minimum=0)}),
+        "FilterTestIn": obj({"event": obj(
+            {"type": NAME, "payload": {"type": "object"}},
+            {"headers": {"type": "object", "maxProperties": 50,
+                         "propertyNames": {"pattern": patterns.HEADER_NAME},
+                         "additionalProperties": string(pattern=NO_NUL)}}, closed=True)},
+            {"filter": nullable({"type": "object", "description": "A filter to try "
+                                 "instead of the endpoint's own (null: none)."})},
+            description="An event as it would be ingested (or come from a source, with "
+                        "its headers)."),
+        "FilterTest": obj({
+            "matches": boolean(), "type_matches": boolean(),
+            "event_types": nullable(array(string())), "filter": nullable({"type": "object"}),
+            "filter_tested": boolean(), "filter_matches": nullable(boolean()),
+            "conditions": array({"type": "object"}), "reason": nullable(string())}),
     }
 
 
@@ -259,7 +321,10 @@ def _delivery_fields(attempts: Schema) -> dict[str, Schema]:
             "event_type": string(), "status": enum(DELIVERY_STATUSES), "attempts": attempts,
             "response_status": nullable(integer()), "last_error": nullable(string()),
             "next_attempt_at": TIME, "delivered_at": nullable(TIME), "created_at": TIME,
-            "updated_at": TIME}
+            "updated_at": TIME, "resolved_at": nullable(TIME),
+            "resolved_by": nullable(string(description="The id of the key that resolved "
+                                                       "it: `key_` and 16 hex digits.")),
+            "resolution_note": nullable(string())}
 
 
 def _delivery_schemas() -> dict[str, Schema]:
@@ -277,6 +342,33 @@ def _delivery_schemas() -> dict[str, Schema]:
         "DeadLetters": obj({"deliveries": array(ref("Delivery")),
                             "next_cursor": next_cursor(DEAD_LETTER_CURSOR)}),
         "Retried": obj({"id": integer(minimum=1), "status": const("pending")}),
+        **_dead_letter_schemas(),
+    }
+
+
+def _dead_letter_schemas() -> dict[str, Schema]:
+    return {
+        "ResolveIn": obj({}, {"note": nullable(string(maxLength=MAX_NOTE, pattern=NO_NUL))},
+                         closed=True, description="Why it needs no retry; optional."),
+        "DeadLetterFilter": obj({}, {
+            "endpoint_id": nullable(UUID), "event_type": nullable(string(
+                minLength=1, maxLength=MAX_DEAD_TYPE, pattern=patterns.TEXT,
+                description="An exact event type.")),
+            "since": nullable(TIME_IN), "until": nullable(TIME_IN),
+            "resolved": nullable(boolean(description="true: resolved ones only; false: "
+                                                     "unresolved ones only."))},
+            closed=True, description="Which dead letters: those dead (updated_at) in "
+                                     "[since, until), of the endpoint, of the exact event "
+                                     "type, resolved or not. An absent or null field does "
+                                     "not narrow; {} selects every one of the "
+                                     "organization's."),
+        "DeadLetterRetryIn": obj({"filter": ref("DeadLetterFilter")}, closed=True),
+        "DeadLettersRetried": obj({
+            "requeued": integer(minimum=0, description="Now pending, due now, with a "
+                                                       "fresh set of attempts."),
+            "skipped": integer(minimum=0, description="Matched, but left dead letters: "
+                                                      "their endpoint is disabled or "
+                                                      "deleted (enable it, then retry).")}),
     }
 
 

@@ -26,6 +26,10 @@ NAME = rf"^[^\x00]*[^\x00{SPACE}][^\x00]*$"
 EVENT_FILTER = rf"^(?:\*|[^\x00*{SPACE}]+(?:\.\*)?)$"
 # An http or https URL's scheme and the start of its host (the rest: format uri).
 HTTP_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\x00-\x20\x7f]"
+# An HTTP header name (an RFC 9110 token) and a value an endpoint may send: visible
+# ASCII, spaces and tabs inside, none at either end.
+HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$"
+HEADER_VALUE = r"^[\x21-\x7e](?:[\x20-\x7e\t]{0,1022}[\x21-\x7e])?$"
 # A time the API reads: RFC 3339 (`T` or a space between date and time, fraction and
 # offset optional: without one, UTC), with a year from 1970 to 9998 as written.
 YEAR = r"(?:19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"

@@ -67,6 +67,7 @@ class Pending:
     sent: bool = False
     source_id: UUID | None = None
     provider_id: str | None = None
+    headers: str | None = None  # a source's request headers that matter, as JSON text
 
 
 def new_dedup_cache(size: int, ttl: float) -> TTLCache[DedupKey, str]:

@@ -9,12 +9,12 @@ Each query starts with its purpose and what each $n is.
 # Returns the ids inserted; a row missing from the result hit the dedup index, whose
 # ON CONFLICT waits for a concurrent writer of the same key to commit first.
 INSERT_EVENTS = """
-INSERT INTO events (id, org_id, type, payload, dedup_id, source_id, provider_id)
+INSERT INTO events (id, org_id, type, payload, dedup_id, source_id, provider_id, headers)
 SELECT batch.id, batch.org_id, batch.type, batch.payload::jsonb, batch.dedup_id,
-       batch.source_id, batch.provider_id
+       batch.source_id, batch.provider_id, batch.headers::jsonb
 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[],
-            $7::text[])
-     AS batch (id, org_id, type, payload, dedup_id, source_id, provider_id)
+            $7::text[], $8::text[])
+     AS batch (id, org_id, type, payload, dedup_id, source_id, provider_id, headers)
 ON CONFLICT (org_id, dedup_id) WHERE dedup_id IS NOT NULL DO NOTHING
 RETURNING id
 """
@@ -76,7 +76,7 @@ FROM organizations o WHERE o.id = $1
 # One event of an organization. $1 event id, $2 organization id.
 EVENT_BY_ID = """
 SELECT id, type, payload::text AS payload, dedup_id, status, created_at, acknowledged_at,
-       source_id, provider_id
+       source_id, provider_id, headers::text AS headers
 FROM events WHERE id = $1 AND org_id = $2
 """
 

@@ -8,7 +8,8 @@ organization, so another organization's endpoint is simply not found.
 # it uses the database clock, the one the deliverer sets breaker_open_until with.
 ENDPOINT_COLUMNS = """
 id, url, event_types, description, rate_limit_per_second, ordered, is_default, enabled,
-disabled_reason, disabled_at, last_success_at, breaker_open_until,
+disabled_reason, disabled_at, last_success_at, breaker_open_until, filter::text AS filter,
+priority, timeout_s::float8 AS timeout_s, headers::text AS headers, success_statuses,
 CASE WHEN breaker_open_until IS NULL THEN 'closed'
      WHEN breaker_open_until > now() THEN 'open'
      ELSE 'half_open' END AS breaker,
@@ -16,11 +17,15 @@ created_at, updated_at
 """
 
 # Creates an endpoint. $1 id, $2 organization id, $3 url, $4 event types (NULL = all),
-# $5 description, $6 rate limit per second or NULL, $7 ordered, $8 signing secret.
+# $5 description, $6 rate limit per second or NULL, $7 ordered, $8 signing secret,
+# $9 filter as written (JSON text) or NULL, $10 its compiled jsonpath, $11 priority,
+# $12 timeout in seconds or NULL, $13 headers (JSON text) or NULL, $14 success statuses.
 INSERT_ENDPOINT = """
 INSERT INTO endpoints (id, org_id, url, event_types, description, rate_limit_per_second,
-                       ordered, secret)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                       ordered, secret, filter, filter_path, priority, timeout_s, headers,
+                       success_statuses)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonpath, $11, $12, $13::jsonb,
+        $14::smallint[])
 RETURNING secret, """ + ENDPOINT_COLUMNS
 
 # Sets the organization's default endpoint (every event type): creates it, or changes
@@ -48,7 +53,9 @@ FROM endpoints WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL
 # Changes the fields named in $3 and leaves the others as they are, so a null given
 # by the client clears a field while an absent one keeps it.
 # $1 endpoint id, $2 organization id, $3 names of the fields given, $4 url,
-# $5 event types, $6 description, $7 rate limit per second, $8 ordered.
+# $5 event types, $6 description, $7 rate limit per second, $8 ordered, $9 filter (JSON
+# text), $10 its jsonpath, $11 priority, $12 timeout, $13 headers (JSON text),
+# $14 success statuses.
 UPDATE_ENDPOINT = """
 UPDATE endpoints SET
     url = CASE WHEN 'url' = ANY($3::text[]) THEN $4::text ELSE url END,
@@ -59,6 +66,14 @@ UPDATE endpoints SET
     rate_limit_per_second = CASE WHEN 'rate_limit_per_second' = ANY($3::text[])
                                  THEN $7::integer ELSE rate_limit_per_second END,
     ordered = CASE WHEN 'ordered' = ANY($3::text[]) THEN $8::boolean ELSE ordered END,
+    filter = CASE WHEN 'filter' = ANY($3::text[]) THEN $9::jsonb ELSE filter END,
+    filter_path = CASE WHEN 'filter' = ANY($3::text[]) THEN $10::jsonpath
+                       ELSE filter_path END,
+    priority = CASE WHEN 'priority' = ANY($3::text[]) THEN $11::smallint ELSE priority END,
+    timeout_s = CASE WHEN 'timeout_s' = ANY($3::text[]) THEN $12::real ELSE timeout_s END,
+    headers = CASE WHEN 'headers' = ANY($3::text[]) THEN $13::jsonb ELSE headers END,
+    success_statuses = CASE WHEN 'success_statuses' = ANY($3::text[])
+                            THEN $14::smallint[] ELSE success_statuses END,
     updated_at = now()
 WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL
 RETURNING """ + ENDPOINT_COLUMNS
@@ -136,11 +151,36 @@ WITH target AS (
     -- (e.g. was claimed) between the batch's snapshot and this update.
     UPDATE deliveries d
     SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL,
-        updated_at = now()
+        updated_at = now(), resolved_at = NULL, resolved_by = NULL, resolution_note = NULL
     FROM batch
     WHERE d.id = batch.id AND d.status IN ('failed', 'dead_letter')
     RETURNING d.id
 )
 SELECT target.enabled, (SELECT count(*) FROM requeued) AS requeued, now() AS started
 FROM target
+"""
+
+# Gives one batch of an endpoint's undelivered deliveries its (new) priority, so the
+# claim orders them by it. $1 endpoint id, $2 organization id, $3 priority, $4 batch size.
+# Returns how many changed (a short batch is the last).
+REPRIORITIZE_BATCH = """
+UPDATE deliveries AS d SET priority = $3
+WHERE d.id IN (SELECT open.id FROM deliveries AS open
+               WHERE open.endpoint_id = $1 AND open.org_id = $2
+                 AND open.status IN ('pending', 'in_flight', 'failed')
+                 AND open.priority <> $3
+               LIMIT $4)
+"""
+
+# Whether an event of type $2 passes an endpoint's event_types, the same test as the
+# routing statement (workers/queries.py ROUTE_EVENTS). $1 endpoint id, $2 the type,
+# $3 organization id. No row for an unknown endpoint.
+TYPE_MATCHES = """
+SELECT event_types, filter::text AS filter,
+       event_types IS NULL OR EXISTS (
+           SELECT 1 FROM unnest(event_types) AS pattern
+           WHERE pattern = $2
+              OR (right(pattern, 2) = '.*' AND starts_with($2, left(pattern, -1))))
+           AS type_matches
+FROM endpoints WHERE id = $1 AND org_id = $3 AND deleted_at IS NULL
 """

@@ -24,7 +24,7 @@ from ingestor.http import ApiError, json_response, read_body
 from ingestor.routes_events import INGEST
 from ingestor.source_kinds import Source, event_type, provider_id
 from ingestor.source_schemes import Rejected, verify
-from ingestor.source_store import SOURCE_ACCEPTED, SourceStore
+from ingestor.source_store import SOURCE_ACCEPTED, SourceStore, kept_headers
 from ingestor.validation import MAX_EVENT_BODY, decode_json, parse_event
 
 SOURCES = web.AppKey("sources", SourceStore)
@@ -76,7 +76,8 @@ async def receive(request: web.Request) -> web.Response:
     event = parse_event({"type": event_type(source.extract, request.headers, parsed),
                          "payload": parsed, "dedup_id": dedup})
     written = await ingest.submit(org, dataclasses.replace(
-        event, source_id=source.id, provider_id=found_id))
+        event, source_id=source.id, provider_id=found_id,
+        headers=kept_headers(source, request.headers)))
     outcome = "duplicate" if written.duplicate else "accepted"
     SOURCE_ACCEPTED.labels(source.kind, "duplicate" if written.duplicate else "committed").inc()
     return json_response({"id": written.id, "status": outcome}, 200, limit.headers())

@@ -54,6 +54,39 @@ def load(row: Any) -> Source:
                   tuple(secret_key(s, encoding) for s in row["secrets"]), row["tolerance_s"])
 
 
+# Headers a source's event keeps for filters (headers.<name>, lower case), beside the
+# kind's type, id and timestamp headers: what providers say about the event, never a
+# signature.
+_KEPT = {"github": ("X-GitHub-Event", "X-GitHub-Delivery", "X-GitHub-Hook-ID",
+                    "X-GitHub-Hook-Installation-Target-Type",
+                    "X-GitHub-Hook-Installation-Target-ID"),
+         "shopify": ("X-Shopify-Topic", "X-Shopify-Shop-Domain", "X-Shopify-Webhook-Id",
+                     "X-Shopify-API-Version", "X-Shopify-Triggered-At"),
+         "slack": ("X-Slack-Retry-Num", "X-Slack-Retry-Reason"),
+         "standard-webhooks": ("webhook-id", "webhook-timestamp")}
+
+
+def kept_headers(source: Source, headers: Mapping[str, str]) -> str:
+    """The request headers a source's event keeps (names in lower case, values cut
+    short, bytes that are not text replaced), as JSON text."""
+    names = ["Content-Type", "User-Agent", *_KEPT.get(source.kind, ())]
+    scheme = source.scheme
+    if scheme is not None:
+        names += [f.header for f in (scheme.timestamp, scheme.signed_id)
+                  if f is not None and f.header is not None]
+    names += [f.header for f in (*source.extract.types, source.extract.id)
+              if f is not None and f.header is not None]
+    kept = {name.lower(): _text(headers[name][:_MAX_HEADER])
+            for name in dict.fromkeys(names) if name in headers}
+    return orjson.dumps(kept).decode()
+
+
+def _text(value: str) -> str:
+    # aiohttp keeps header bytes that are not UTF-8 as surrogates; jsonb holds no NUL
+    raw = value.encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
 def shown_headers(source: Source, headers: Mapping[str, str]) -> dict[str, str]:
     """The request headers that matter to a rejection, each cut short."""
     names = list(_SHOWN)

@@ -101,6 +101,7 @@ class EventIn:
     # From a source (routes_inbound): which one, and the provider's id of the event.
     source_id: UUID | None = None
     provider_id: str | None = None
+    headers: str | None = None  # JSON text: the source request's headers that matter
 
 
 def _text(value: Any, name: str, where: str) -> str:

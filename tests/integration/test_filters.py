@@ -1,4 +1,4 @@
-"""Filters on real PostgreSQL, evaluated as routing does (`subject @@ filter_path`): every
+"""Filters on real PostgreSQL, evaluated as routing does (queries_filters.MATCH): every
 operator, their combinations, missing fields, null, types that differ, exact numbers,
 arrays, unicode, headers, injection attempts and regular-expression characters in
 $endsWith; each verdict also checked through the stored (normalized) jsonpath and
@@ -13,11 +13,14 @@ import orjson
 import pytest
 
 from ingestor.filters import Filter, explain, parse_filter, subject
+from ingestor.queries_filters import MATCH
 from ingestor.validation import decode_json
 
-# As the routing statement evaluates an endpoint's filter, and again through the text
-# PostgreSQL prints for the stored jsonpath (what a filter_path column gives back).
-ROUTE = "SELECT $1::jsonb @@ $2::jsonpath, $1::jsonb @@ $2::jsonpath::text::jsonpath"
+# As the routing statement evaluates an endpoint's filter (queries_filters.MATCH), and
+# again through the text PostgreSQL prints for the stored jsonpath (what a filter_path
+# column gives back).
+ROUTE = ("SELECT (" + MATCH + "), (" + MATCH.replace("$2::text::jsonpath",
+                                                    "$2::text::jsonpath::text::jsonpath") + ")")
 
 F = orjson.Fragment
 Case = tuple[str, dict[str, Any], bool]  # the payload (JSON text), a filter on data, verdict

@@ -159,6 +159,13 @@ async def test_every_operation_answers_as_documented(api: Api, db: Any,
     await call("PATCH", "/api/endpoints/{endpoint_id}", 200, key, json={"description": "d"})
     await call("POST", "/api/endpoints/{endpoint_id}/rotate-secret", 200, key)
     await call("POST", "/api/endpoints/{endpoint_id}/enable", 200, key)
+    await call("PATCH", "/api/endpoints/{endpoint_id}", 200, key, json={
+        "filter": {"data": {"n": {"$gte": 1}}}, "priority": 8, "timeout_s": 2.5,
+        "headers": {"X-Tenant": "t"}, "success_statuses": [200, 204]})
+    await call("POST", "/api/endpoints/{endpoint_id}/test-filter", 200, key,
+               json={"event": {"type": "order.created", "payload": {"n": 1}}})
+    await call("POST", "/api/endpoints/{endpoint_id}/test-filter", 400, key,
+               json={"event": {"type": "t", "payload": {}}, "filter": {"$x": 1}})
     dead = [await insert_delivery(db, event_id, endpoint["id"], "dead_letter", 1,
                                   last_error="HTTP 500")
             for event_id in (call.ids["event_id"], results[0]["id"])]
@@ -166,7 +173,8 @@ async def test_every_operation_answers_as_documented(api: Api, db: Any,
     call.ids["delivery_id"] = str(dead[0])
     await call("GET", "/api/deliveries", 200, key)
     await call("GET", "/api/deliveries/{delivery_id}", 200, key)
-    for metric in ("queue-health", "delivery-stats", "recent-failures", "dead-letter-queue"):
+    for metric in ("queue-health", "delivery-stats", "recent-failures", "dead-letter-queue",
+                   "performance", "alerts"):
         await call("GET", f"/api/webhook-metrics/{metric}", 200, key)
     await call("POST", "/api/deliveries/{delivery_id}/retry", 202, key)
     await call("POST", "/api/webhook-metrics/retry-failed/{delivery_id}", 409, key)

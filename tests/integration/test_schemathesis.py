@@ -29,7 +29,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import StopReason, events, from_schema
 from schemathesis.engine.recorder import ScenarioRecorder
 
-from ingestor.endpoint_input import parse_window
+from ingestor.endpoint_input import parse_filter, parse_headers, parse_window
 from ingestor.http import ApiError
 from supervisor.node.tree import Node
 from tests.conftest import Api, node_config
@@ -77,12 +77,32 @@ def within_cross_field_rules(context: HookContext, case: Case, kwargs: dict[str,
         _mend_source(body)
     if case.operation.label == "POST /api/sources/{source_id}/rotate-secret":
         body.pop("secret", None)  # whether it must be base64 depends on the source's kind
+    if case.operation.label in _ENDPOINT_WRITES:
+        _mend_endpoint(body)
     if case.operation.label == "POST /api/endpoints/{endpoint_id}/recover":
         try:
             parse_window(body)
         except ApiError:
             body.pop("until", None)
             body["since"] = "1970-01-01T00:00:00Z"
+
+
+_ENDPOINT_WRITES = ("POST /api/endpoints", "PATCH /api/endpoints/{endpoint_id}",
+                    "POST /api/endpoints/{endpoint_id}/test-filter")
+
+
+def _mend_endpoint(body: dict[str, Any]) -> None:
+    """An endpoint's rules that the document states in prose: the filter grammar (its
+    operators, the fields of the subject, its bounds) and the header names reserved in
+    any case. A generated filter or header set outside them is replaced by a valid one."""
+    for name, parse, valid in (("filter", parse_filter, {"data": {"n": {"$gte": 1}}}),
+                               ("headers", parse_headers, {"X-Tenant": "t"})):
+        if body.get(name) is None:
+            continue
+        try:
+            parse(body[name])
+        except ApiError:
+            body[name] = valid
 
 
 def _mend_source(body: dict[str, Any]) -> None:
