@@ -300,7 +300,7 @@ def _endpoint_schemas() -> dict[str, Schema]:
                                      "and since must be before it (400)."),
         "Recovered": obj({"requeued": integer(minimum=0)}),
         "FilterTestIn": obj({"event": obj(
-            {"type": NAME, "payload": {"type": "object"}},
+            {"type": NAME, "payload": ref("Payload")},
             {"headers": {"type": "object", "maxProperties": 50,
                          "propertyNames": {"pattern": patterns.HEADER_NAME},
                          "additionalProperties": string(pattern=NO_NUL)}}, closed=True)},
