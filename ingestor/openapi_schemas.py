@@ -195,6 +195,9 @@ def _event_schemas() -> dict[str, Schema]:
                                 "type": "object", "additionalProperties": string(),
                                 "description": "From a source: the request headers that "
                                                "filters may match (lower-case names)."}),
+                            "routing_note": nullable(string(description=(
+                                "Set when the event was routed otherwise than by its "
+                                "endpoints' filters (they overran the routing budget)."))),
                             "deliveries": array(event_delivery, description="One per "
                                                 "endpoint the event was routed to.")}),
         "Inbox": obj({"events": array(ref("Event")), "next_cursor": next_cursor(INBOX_CURSOR)}),

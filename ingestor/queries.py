@@ -76,7 +76,7 @@ FROM organizations o WHERE o.id = $1
 # One event of an organization. $1 event id, $2 organization id.
 EVENT_BY_ID = """
 SELECT id, type, payload::text AS payload, dedup_id, status, created_at, acknowledged_at,
-       source_id, provider_id, headers::text AS headers
+       source_id, provider_id, headers::text AS headers, routing_note
 FROM events WHERE id = $1 AND org_id = $2
 """
 

@@ -76,6 +76,7 @@ async def get_event(request: web.Request) -> web.Response:
     event["source_id"] = None if row["source_id"] is None else str(row["source_id"])
     event["provider_id"] = row["provider_id"]
     event["headers"] = None if row["headers"] is None else orjson.loads(row["headers"])
+    event["routing_note"] = row["routing_note"]
     deliveries = await ingest.pool().fetch(queries_delivery.EVENT_DELIVERIES, event_id, org.id)
     event["deliveries"] = [{"endpoint_id": str(d["endpoint_id"]), "url": d["url"],
                             "status": d["status"], "attempts": d["attempts"],

@@ -44,6 +44,10 @@ CREATE INDEX delivery_attempts_org ON delivery_attempts (org_id, created_at)
 -- name, its delivery id, ...), so filters can match on them. NULL for other events.
 ALTER TABLE events ADD COLUMN headers jsonb;
 
+-- Why an event was routed otherwise than by its endpoints' filters (they could not be
+-- evaluated within the routing budget); NULL for every other event.
+ALTER TABLE events ADD COLUMN routing_note text;
+
 -- The alerts the node raised about an organization's endpoints, and whether the alert
 -- hook took each one: `sent`, `failed` (with the error), `not_configured` (no hook),
 -- `coalesced` (counted into a later message).

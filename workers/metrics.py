@@ -21,6 +21,10 @@ EVENTS_ROUTED = Counter(
     "triggerd_events_routed", "Events routed into deliveries by this process's Poller")
 DELIVERIES_CREATED = Counter(
     "triggerd_deliveries_created", "Deliveries created by routing (one per matching endpoint)")
+FILTER_OVERRUNS = Counter(
+    "triggerd_routing_filter_overruns", "Events whose endpoints' filters took longer than "
+    "the routing budget (TRIGGERD_ROUTE_TIMEOUT): routed to every endpoint their type "
+    "matches, their organization's events then routed one at a time for a while")
 DELIVERIES_CLAIMED = Counter(
     "triggerd_deliveries_claimed", "Deliveries leased by this process for an attempt")
 DELIVERY_ATTEMPTS = Counter(

@@ -1,8 +1,8 @@
 """Poller: routes committed events into deliveries, and claims due deliveries.
 
 Ticks every `interval` (100 ms) and at once when the Notifier signals committed work.
-Each tick routes unrouted events in batches (one statement per batch, see
-queries.ROUTE_EVENTS) and then claims due deliveries, never more than the
+Each tick routes unrouted events in batches (one statement per batch, within a time
+budget: workers/router.py) and then claims due deliveries, never more than the
 DeliveryPool's free slots, highest priority first with a share for the longest
 waiting, under a lease longer than the endpoint's request timeout, so a slow delivery is
 never claimed twice. A transient database error skips the tick; the
@@ -14,7 +14,6 @@ Messages: `Tick`. Restart: permanent.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,10 +25,10 @@ from triggerd_sql.faults import is_transient
 from workers import metrics, queries
 from workers.deliverer import Job
 from workers.pool import Claimed, DeliveryPool
+from workers.router import Router
 
 log = logging.getLogger(__name__)
 
-MAX_ROUTE_BATCHES = 50  # per tick, so claiming is never starved by a deep backlog
 AGED_SHARE = 0.2  # of claimed deliveries go to the longest-waiting, whatever their priority
 
 
@@ -37,7 +36,8 @@ class Poller(PeriodicActor):
     def __init__(self, pool: Callable[[], asyncpg.Pool], *, route: bool,
                  delivery_pool: Callable[[], DeliveryPool | None] | None, node_name: str,
                  request_timeout: float, max_request_timeout: float | None = None,
-                 interval: float = 0.1, route_batch: int = 100) -> None:
+                 interval: float = 0.1, route_batch: int = 100,
+                 route_timeout: float = 1.0) -> None:
         super().__init__(interval=interval, name="Poller")
         self._pool = pool
         self._route = route
@@ -46,8 +46,7 @@ class Poller(PeriodicActor):
         # An endpoint's own timeout_s applies up to the maximum; the lease follows it.
         self._timeout = request_timeout
         self._max_timeout = max(max_request_timeout or request_timeout, request_timeout)
-        self._route_batch = route_batch
-        self.routed = 0
+        self._router = Router(pool, batch=route_batch, budget=route_timeout)
         self.claimed = 0
         self._backlog = False  # the last claim took all it could: more may be due
         self._aged_credit = 0.0  # what AGED_SHARE owes the longest-waiting, across claims
@@ -57,7 +56,7 @@ class Poller(PeriodicActor):
         try:
             more = False
             if self._route:
-                more = await self._route_events()
+                more = await self._router.route()
             if self._delivery_pool is not None:
                 more = await self._claim() or more
         except Exception as exc:
@@ -73,32 +72,20 @@ class Poller(PeriodicActor):
         if more:
             self.wake()
 
+    @property
+    def routed(self) -> int:
+        """Events this Poller routed (read by tests and the node)."""
+        return self._router.routed
+
+    async def terminate(self, reason: BaseException | None) -> None:
+        await self._router.stop()
+        await super().terminate(reason)
+
     def next_delay(self) -> float:
         # While the database is away: back off up to 5 s instead of spinning.
         if self._failures:
             return min(5.0, self.interval * 2.0 ** min(self._failures, 10))
         return super().next_delay()
-
-    async def _route_events(self) -> bool:
-        """Routes up to MAX_ROUTE_BATCHES batches; True when more may be waiting."""
-        started = time.perf_counter()
-        events = deliveries = 0
-        for _ in range(MAX_ROUTE_BATCHES):
-            async with self._pool().acquire() as conn, conn.transaction():
-                # A lost commit leaves the events unrouted: routing is simply redone.
-                await conn.execute("SET LOCAL synchronous_commit = off")
-                row = await conn.fetchrow(queries.ROUTE_EVENTS, self._route_batch)
-            events += row["events"]
-            deliveries += row["deliveries"]
-            metrics.EVENTS_ROUTED.inc(row["events"])
-            metrics.DELIVERIES_CREATED.inc(row["deliveries"])
-            if row["events"] < self._route_batch:
-                break
-        if events:
-            self.routed += events
-            log.info("routed events=%d deliveries=%d took_ms=%.1f", events, deliveries,
-                     (time.perf_counter() - started) * 1000)
-        return events >= self._route_batch * MAX_ROUTE_BATCHES
 
     def capacity_freed(self) -> None:
         """Called as attempts finish and outcomes are recorded: claim again if work is

@@ -3,31 +3,26 @@
 Each query starts with its purpose and what each $n is.
 """
 
-# Routes a batch of unrouted events in one statement: claims them in acceptance order
-# over the events_unrouted partial index (SKIP LOCKED, so pollers on several nodes never
-# take the same event), marks them routed, and creates one delivery per matching enabled
+# Bounds the next statements of the transaction (SET LOCAL takes no parameter;
+# set_config(..., true) is its parameterised form). $1 milliseconds, as text.
+SET_STATEMENT_TIMEOUT = "SELECT set_config('statement_timeout', $1, true)"
+
+# What routing does with the events it claimed (`claimed`: id, org_id, type, seq,
+# payload, vars): marks them routed and creates one delivery per matching enabled
 # endpoint, carrying the event's seq (an ordered endpoint's order) and the endpoint's
 # priority. An endpoint matches by event type, then by its filter, compiled when it was
 # written (ingestor/filters.py) to a jsonpath predicate over the payload with the event's
-# type and source headers as the variables $"type" and $"headers" (built once per
-# event); PostgreSQL evaluates it here, and a payload it cannot match (silent: true) is
-# simply not matched. A crash
-# before commit leaves the events unrouted, so routing may commit asynchronously
-# (synchronous_commit off) without risking a loss.
-# $1 batch size. Returns the events routed and the deliveries created.
-ROUTE_EVENTS = """
-WITH claimed AS (
-    SELECT id, org_id, type, seq, payload,
-           jsonb_build_object('type', type, 'headers', coalesce(headers, '{}')) AS vars
-    FROM events
-    WHERE routed_at IS NULL
-    ORDER BY seq
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-),
+# type and source headers as the variables $"type" and $"headers" (`vars`, built once
+# per event); PostgreSQL evaluates it here, and a payload it cannot match (silent: true)
+# is simply not matched. With `$filtered` false the filters are not evaluated: every
+# endpoint the type matches gets a delivery (see ROUTE_UNFILTERED). A crash before
+# commit leaves the events unrouted, so routing may commit asynchronously
+# (synchronous_commit off) without risking a loss. Returns the events routed and the
+# deliveries created.
+_FANOUT = """
 routed AS (
     -- = ANY(ARRAY(...)): primary-key look-ups, never a join against the whole table
-    UPDATE events SET routed_at = now()
+    UPDATE events SET routed_at = now(), routing_note = $NOTE
     WHERE events.id = ANY (ARRAY(SELECT id FROM claimed))
     RETURNING events.id
 ),
@@ -42,7 +37,7 @@ fanout AS (
                WHERE pattern = claimed.type
                   OR (right(pattern, 2) = '.*'
                       AND starts_with(claimed.type, left(pattern, -1)))))
-      AND CASE WHEN endpoint.filter_path IS NULL THEN true
+      AND CASE WHEN endpoint.filter_path IS NULL OR NOT $FILTERED THEN true
                ELSE coalesce(jsonb_path_match(claimed.payload, endpoint.filter_path,
                                               claimed.vars, true), false) END
     ORDER BY claimed.seq
@@ -51,6 +46,45 @@ fanout AS (
 )
 SELECT (SELECT count(*) FROM routed) AS events, (SELECT count(*) FROM fanout) AS deliveries
 """
+_CLAIMED = """
+    SELECT id, org_id, type, seq, payload,
+           jsonb_build_object('type', type, 'headers', coalesce(headers, '{}')) AS vars
+    FROM events
+"""
+
+# Routes a batch of unrouted events in one statement: claims them in acceptance order
+# over the events_unrouted partial index (SKIP LOCKED, so pollers on several nodes never
+# take the same event), leaving out the organizations routed one event at a time (whose
+# filters took too long: workers/router.py), then as _FANOUT with filters.
+# $1 batch size, $2 organizations left out.
+ROUTE_EVENTS = ("WITH claimed AS (" + _CLAIMED + """
+    WHERE routed_at IS NULL AND org_id <> ALL ($2::uuid[])
+    ORDER BY seq
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+),""" + _FANOUT).replace("$NOTE", "NULL").replace("$FILTERED", "true")
+
+# Locks the next unrouted event, to be routed alone (in the transaction that routes it).
+# $1 organizations to take it from (NULL: any), $2 organizations to leave out.
+# Returns its id and organization, or no row.
+NEXT_EVENT = """
+SELECT id, org_id FROM events
+WHERE routed_at IS NULL AND ($1::uuid[] IS NULL OR org_id = ANY ($1::uuid[]))
+  AND org_id <> ALL ($2::uuid[])
+ORDER BY seq
+LIMIT 1
+FOR UPDATE SKIP LOCKED
+"""
+
+# Routes one event, locked by NEXT_EVENT, as _FANOUT with filters. $1 event id.
+ROUTE_ONE = ("WITH claimed AS (" + _CLAIMED + " WHERE id = $1 AND routed_at IS NULL),"
+             + _FANOUT).replace("$NOTE", "NULL").replace("$FILTERED", "true")
+
+# Routes one event whose filters could not be evaluated within the routing budget to
+# every endpoint its type matches (its filters are not evaluated: a delivery too many
+# rather than one lost), and says so on the event. $1 event id, $2 the note.
+ROUTE_UNFILTERED = ("WITH claimed AS (" + _CLAIMED + " WHERE id = $1 AND routed_at IS NULL),"
+                    + _FANOUT).replace("$NOTE", "$2::text").replace("$FILTERED", "false")
 
 # The endpoints a claim treats apart: disabled or breaker open (nothing goes), ordered
 # or breaker half-open (only the head goes: `open_for_one`). Usually none or a few;
@@ -82,7 +116,8 @@ WHERE deleted_at IS NULL AND (NOT enabled OR ordered OR breaker_cooldown_s IS NO
 # `heads` takes, for each endpoint open for one attempt, its oldest undelivered
 # delivery in acceptance order (event_seq), if it is due, not already in flight, and no
 # event accepted before it is still unrouted (that event's delivery may have to go
-# first; the check reads the first entry of events_unrouted).
+# first; the check reads the organization's entries of events_unrouted before it: only
+# its own events can be delivered to its endpoints).
 # The lease follows the endpoint's own timeout (timeout_s, at most the node's maximum):
 # the timeout plus a margin of the timeout itself, between 1 and 15 s.
 # $1 how many (free workers), $2 the node's request timeout (an endpoint without its
@@ -151,7 +186,8 @@ heads AS (
       -- snapshot (head's own columns are not re-read once the lock is taken)
       AND delivery.status IN ('pending', 'failed')
       AND NOT EXISTS (SELECT 1 FROM events AS earlier
-                      WHERE earlier.routed_at IS NULL AND earlier.seq < head.event_seq)
+                      WHERE earlier.routed_at IS NULL AND earlier.seq < head.event_seq
+                        AND earlier.org_id = delivery.org_id)
     FOR UPDATE OF delivery SKIP LOCKED
 ),
 due AS (

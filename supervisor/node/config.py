@@ -66,6 +66,7 @@ class Config:
     retention: float = 30 * 86_400.0
     prune_interval: float = 60.0
     route_batch: int = 100
+    route_timeout: float = 1.0  # the budget of one routing statement (filters included)
     max_rescues: int = 3
     http_keepalive_timeout: float = 15.0
     http_body_timeout: float = 30.0
@@ -95,7 +96,7 @@ class Config:
                      "shutdown_timeout", "request_timeout", "max_request_timeout",
                      "breaker_cooldown", "disable_after",
                      "poll_interval", "rescue_interval", "retention", "prune_interval",
-                     "http_keepalive_timeout", "http_body_timeout"):
+                     "http_keepalive_timeout", "http_body_timeout", "route_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")
         try:

@@ -186,7 +186,8 @@ class Node:
                 if deliver else None,
                 node_name=self.name, request_timeout=config.request_timeout,
                 max_request_timeout=config.max_request_timeout,
-                interval=config.poll_interval, route_batch=config.route_batch)),
+                interval=config.poll_interval, route_batch=config.route_batch,
+                route_timeout=config.route_timeout)),
             ChildSpec("notifier", lambda: Notifier(self.dsn, self._wake_poller)),
         ]
         return self._subtree("processing", specs, intensity=10)

@@ -41,7 +41,7 @@ async def test_routing_claim_walks_the_unrouted_index(db: asyncpg.Connection) ->
     tr = db.transaction()
     await tr.start()
     try:
-        rows = await db.fetch("EXPLAIN (ANALYZE) " + queries.ROUTE_EVENTS, 100)
+        rows = await db.fetch("EXPLAIN (ANALYZE) " + queries.ROUTE_EVENTS, 100, [])
     finally:
         await tr.rollback()
     plan = "\n".join(r[0] for r in rows)

@@ -43,7 +43,7 @@ async def _events(db: asyncpg.Connection, org: uuid.UUID, count: int) -> None:
     await db.execute("INSERT INTO events (id, org_id, type, payload) "
                      "SELECT gen_random_uuid(), $1, 't', '{}' FROM generate_series(1, $2)",
                      org, count)
-    await db.execute(queries.ROUTE_EVENTS, count)
+    await db.execute(queries.ROUTE_EVENTS, count, [])
 
 
 async def _claim(pool: asyncpg.Pool, count: int, node: str = "n1") -> list[Job]:
