@@ -1,5 +1,5 @@
-"""How long and how large each measure is: the full run (under 5 minutes on 2 cores),
---quick, and --smoke (seconds; what the test suite runs)."""
+"""How long and how large each measure is: the full run (under 6 minutes on 2 cores),
+--quick (about 2 minutes), and --smoke (seconds; what the test suite runs)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ class Profile:
     isolation_rate: float = 100.0   # events per second for the healthy endpoint G
     isolation_hang_rate: float = 200.0  # and for the hanging endpoint H (at least G's)
     isolation_s: float = 18.0       # each phase; past the default 15 s request timeout
+    priority_backlog: int = 12_000  # low-priority deliveries queued before the high stream
+    priority_rate: float = 50.0     # high-priority events per second, open loop
+    priority_s: float = 10.0        # the open loop of each phase
+    priority_pool: int = 20         # POOL_SIZE and TRIGGERD_ENDPOINT_CONCURRENCY
+    priority_delay_ms: int = 15     # the receiver's answer delay
+    priority_timeout_s: float = 90.0  # waiting for the high stream's arrivals after it
     memory_s: float = 60.0          # sustained ingest while RSS is sampled
     memory_connections: int = 64
     db_down_s: float = 10.0         # posting while PostgreSQL is stopped
@@ -39,14 +45,16 @@ class Profile:
 
 
 FULL = Profile("full")
-QUICK = FULL.replace(name="quick", ingest_s=4.0, warmup_s=1.0, sequential=300, batch_s=3.0,
+QUICK = FULL.replace(name="quick", ingest_s=3.0, warmup_s=1.0, sequential=300, batch_s=3.0,
                      routing_events=20_000, routing_timeout_s=20.0, deliveries=5_000,
-                     delivery_timeout_s=10.0, e2e_s=5.0, isolation_s=6.0, memory_s=15.0,
-                     db_down_s=5.0, stall_s=10.0)
+                     delivery_timeout_s=10.0, e2e_s=5.0, isolation_s=6.0,
+                     priority_backlog=3_000, priority_s=4.0, priority_timeout_s=30.0,
+                     memory_s=10.0, db_down_s=4.0, stall_s=10.0)
 SMOKE = FULL.replace(name="smoke", ingest_s=1.0, warmup_s=0.0, keys=4, sequential=20,
                      batch_s=1.0, batch_connections=4, routing_events=1_000,
                      routing_timeout_s=10.0, deliveries=200, delivery_timeout_s=5.0,
                      e2e_rate=50.0, e2e_s=1.0, isolation_rate=20.0,
-                     isolation_hang_rate=20.0, isolation_s=1.0, memory_s=2.0,
-                     memory_connections=16, db_down_s=1.5, stall_s=4.0)
+                     isolation_hang_rate=20.0, isolation_s=1.0, priority_backlog=300,
+                     priority_rate=20.0, priority_s=1.0, priority_timeout_s=10.0,
+                     memory_s=2.0, memory_connections=16, db_down_s=1.5, stall_s=4.0)
 PROFILES = {p.name: p for p in (FULL, QUICK, SMOKE)}

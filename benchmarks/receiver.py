@@ -1,8 +1,10 @@
 """A minimal webhook receiver: answers 200 to every POST and records when each event
 arrived (wall clock, keyed by x-event-id, else webhook-id), for the delivery,
-end-to-end and isolation measures. A POST under /hang/ is never answered: it is held
-open until the client gives up, `/_release` is posted, the receiver stops or
-HOLD_MAX_S passes (then 503), and the number held open at once is counted.
+end-to-end, isolation and priority measures. A POST under /delay/<ms>/ is recorded as it
+arrives and answered 200 after <ms> milliseconds (at most MAX_DELAY_MS), so a small
+worker pool, not the receiver, bounds delivery. A POST under /hang/ is never answered:
+it is held open until the client gives up, `/_release` is posted, the receiver stops
+or HOLD_MAX_S passes (then 503), and the number held open at once is counted.
 
     GET  /_stats      {"received": n, "unique": n, "holding": n, "max_holding": n,
                        "held": n}
@@ -29,6 +31,7 @@ RELEASED = web.AppKey("released", asyncio.Event)
 HELD = web.AppKey("held", dict)  # id(request) -> request
 HOLD_MAX_S = 120.0  # far beyond any request timeout a measure uses; keeps the loop bounded
 HOLD_POLL_S = 0.05
+MAX_DELAY_MS = 10_000
 
 
 async def hook(request: web.Request) -> web.Response:
@@ -38,6 +41,13 @@ async def hook(request: web.Request) -> web.Response:
     request.app[ARRIVALS].setdefault(event_id, arrived)
     request.app[COUNTS]["received"] += 1
     return web.Response(text="ok")
+
+
+async def delayed(request: web.Request) -> web.Response:
+    """Recorded on arrival like any hook, answered after the path's milliseconds."""
+    response = await hook(request)
+    await asyncio.sleep(min(int(request.match_info["ms"]), MAX_DELAY_MS) / 1000)
+    return response
 
 
 def _gone(request: web.Request) -> bool:
@@ -110,6 +120,7 @@ async def make_app() -> web.Application:
     app.router.add_post("/_reset", reset)
     app.router.add_post("/_release", release)
     app.router.add_post("/hang/{tail:.*}", hang)
+    app.router.add_post(r"/delay/{ms:\d+}/{tail:.*}", delayed)
     app.router.add_post("/{tail:.*}", hook)
     return app
 

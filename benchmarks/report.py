@@ -8,13 +8,16 @@ A measure that failed keeps its keys with null values and says why in its "error
 from __future__ import annotations
 
 import json
+import operator
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks.method import METHOD
 from benchmarks.profiles import Profile
 
 HERE = Path(__file__).resolve().parent
@@ -30,14 +33,26 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
                    "max_ms", "throughput_rps"),
     "batch": ("events_per_s", "requests_per_s", "batch_size", "p50_ms", "p99_ms", "non_2xx"),
     "routing": ("events", "events_per_s", "seconds"),
+    "routing_filters": ("events", "endpoints", "events_per_s", "seconds",
+                        "expected_deliveries", "deliveries", "wrong_deliveries",
+                        "deliveries_per_event",
+                        "deliveries_per_s", "plain_events_per_s", "vs_plain"),
     "delivery": ("deliveries", "deliveries_per_s", "seconds", "pool_size"),
     "e2e": ("rate_per_s", "sent", "received", "p50_ms", "p99_ms", "max_ms"),
     "isolation": ("rate_per_s", "hang_rate_per_s", "seconds", "pool_size",
                   "endpoint_concurrency", "sent", "received", "p50_ms", "p95_ms", "p99_ms",
                   "max_ms", "hang_sent", "hang_held_max", "p99_vs_alone"),
+    "priority": ("rate_per_s", "seconds", "pool_size", "endpoint_concurrency",
+                 "receiver_delay_ms", "backlog", "low_priority", "high_priority", "sent",
+                 "received", "non_2xx", "p50_ms", "p95_ms", "p99_ms", "max_ms", "low_drained",
+                 "low_drain_per_s", "low_left_at_end", "delivered_per_s", "p99_vs_baseline"),
     "memory": ("rss_mb_load", "rss_mb_db_down", "rss_mb_start", "rss_growth_mb",
                "db_down_statuses", "recovered_after_s"),
 }
+_PHASE = ("low_priority", "high_priority", "sent", "received", "non_2xx", "p50_ms", "p95_ms",
+          "p99_ms", "max_ms", "low_drained", "low_drain_per_s", "low_left_at_end",
+          "delivered_per_s")
+SECTIONS = ("ingest", *_SECTIONS)
 
 # (dotted key, comparison, bound): the goals of the performance issue (item 4).
 GOALS: tuple[tuple[str, str, float], ...] = (
@@ -48,10 +63,14 @@ GOALS: tuple[tuple[str, str, float], ...] = (
     ("sequential.avg_ms", "<=", 1.5), ("sequential.p95_ms", "<=", 2.5),
     ("sequential.p99_ms", "<=", 3.0),
     ("batch.events_per_s", ">=", 50_000), ("routing.events_per_s", ">=", 20_000),
+    ("routing_filters.events_per_s", ">=", 20_000),  # the routing rules issue's figure
+    ("routing_filters.wrong_deliveries", "<=", 0),  # each one missing or extra
     ("delivery.deliveries_per_s", ">=", 3_000),
     ("delivery.four_endpoints.deliveries_per_s", ">=", 3_000),
     ("e2e.p50_ms", "<=", 20.0), ("e2e.p99_ms", "<=", 100.0),
     ("isolation.p99_ms", "<=", 250.0),  # issue 7 item 9: a healthy endpoint beside a hang
+    # routing rules: a high priority is served while a low backlog drains, not starved
+    ("priority.p99_ms", "<=", 250.0), ("priority.low_drain_per_s", ">", 0.0),
     ("memory.rss_mb_load", "<=", 200.0), ("memory.rss_mb_db_down", "<=", 200.0),
     ("memory.rss_growth_mb", "<=", 20.0),  # "flat": the last third within 20 MB of the first
 )
@@ -70,6 +89,7 @@ def skeleton(profile: Profile, command: str) -> dict[str, Any]:
     for name, keys in _SECTIONS.items():
         results[name] = {**dict.fromkeys(keys), "error": None}
     results["delivery"]["four_endpoints"] = {"deliveries_per_s": None, "error": None}
+    results["priority"]["baseline"] = {**dict.fromkeys(_PHASE), "error": None}
     results["isolation"]["alone"] = {**dict.fromkeys(("sent", "received", "p50_ms", "p95_ms",
                                                       "p99_ms", "max_ms")), "error": None}
     return results
@@ -82,11 +102,15 @@ def lookup(results: dict[str, Any], dotted: str) -> Any:
     return value
 
 
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, "<=": operator.le, ">": operator.gt}
+
+
 def goals_met(results: dict[str, Any]) -> dict[str, bool | None]:
     met: dict[str, bool | None] = {}
     for key, op, bound in GOALS:
         value = lookup(results, key)
-        met[key] = None if value is None else (value >= bound if op == ">=" else value <= bound)
+        met[key] = None if value is None else _COMPARE[op](value, bound)
     return met
 
 
@@ -185,6 +209,7 @@ def _rows(r: dict[str, Any]) -> list[Row]:
         (f"Routing ({_n(ro['events'])} queued events, 1 endpoint)",
          f"{_n(ro['events_per_s'])} events/s", "", ">= 20,000 events/s",
          _met(r, "routing.events_per_s"), "background processing 500-1,000 events/s"),
+        _filters_row(r),
         (f"Delivery (POOL_SIZE={_n(d['pool_size'])}, local receiver)",
          f"{_n(d['deliveries_per_s'])} deliveries/s to 1 endpoint; "
          f"{_n((d.get('four_endpoints') or {}).get('deliveries_per_s'))}/s over 4 endpoints",
@@ -194,7 +219,7 @@ def _rows(r: dict[str, Any]) -> list[Row]:
         (f"End to end, ingest -> receiver at {_n(e['rate_per_s'])} events/s",
          f"p50 {_n(e['p50_ms'], 1)} ms, p99 {_n(e['p99_ms'], 1)} ms", "",
          "p50 <= 20 ms, p99 <= 100 ms", _met(r, "e2e.p50_ms", "e2e.p99_ms"), ""),
-        _isolation_row(r),
+        _isolation_row(r), _priority_row(r),
         ("Resident memory of the node",
          f"{_n(m['rss_mb_load'])} MB under load (last third {_n(m['rss_growth_mb'], 1)} MB "
          f"above the first); {_n(m['rss_mb_db_down'])} MB with PostgreSQL down", "",
@@ -229,6 +254,46 @@ def _isolation_row(r: dict[str, Any]) -> Row:
             f"{_n(alone.get('p95_ms'), 1)}, p99 {_n(alone.get('p99_ms'), 1)} ms")
     return (measure, ours, base,
             "p99 <= 250 ms beside the hanging one", _met(r, "isolation.p99_ms"), "")
+
+
+def _filters_row(r: dict[str, Any]) -> Row:
+    f = {**dict.fromkeys(_SECTIONS["routing_filters"]), **(r.get("routing_filters") or {})}
+    ratio = None if f["vs_plain"] is None else f["vs_plain"] * 100
+    wrong = f["wrong_deliveries"]
+    exact = ("null" if wrong is None else "exactly as expected" if not wrong
+             else f"**{_n(wrong)} wrong**")
+    ours = (f"{_n(f['events_per_s'])} events/s ({_n(f['deliveries_per_s'])} deliveries/s); "
+            f"{_n(f['deliveries'])} deliveries for {_n(f['expected_deliveries'])} expected "
+            f"({exact}; {_n(f['deliveries_per_event'], 2)} per event)")
+    return (f"Routing with payload filters ({_n(f['events'])} queued events, "
+            f"{_n(f['endpoints'])} endpoints, each with its own filter)", ours,
+            f"plain routing above (1 endpoint, no filter, 1 delivery per event) "
+            f"{_n(f['plain_events_per_s'])} events/s: {_n(ratio)} %",
+            ">= 20,000 events/s; every delivery as expected",
+            _met(r, "routing_filters.events_per_s", "routing_filters.wrong_deliveries"), "")
+
+
+def _priority_row(r: dict[str, Any]) -> Row:
+    p = {**dict.fromkeys(_SECTIONS["priority"]), **(r.get("priority") or {})}
+    base = p.get("baseline") or {}
+    measure = (f"Priority: an endpoint at priority {_n(p['high_priority'])} and "
+               f"{_n(p['rate_per_s'])} events/s while a backlog of {_n(p['backlog'])} "
+               f"deliveries to one at priority {_n(p['low_priority'])} of the same "
+               f"organization drains (POOL_SIZE={_n(p['pool_size'])}, endpoint concurrency "
+               f"{_n(p['endpoint_concurrency'])}, receiver answering after "
+               f"{_n(p['receiver_delay_ms'])} ms)")
+    ours = (f"p50 {_n(p['p50_ms'], 1)}, p95 {_n(p['p95_ms'], 1)}, p99 {_n(p['p99_ms'], 1)}, "
+            f"max {_n(p['max_ms'], 1)} ms ({_n(p['received'])} of {_n(p['sent'])} arrived, "
+            f"{_n(p['non_2xx'])} non-2xx); the backlog drained at "
+            f"{_n(p['low_drain_per_s'])} deliveries/s meanwhile ({_n(p['low_left_at_end'])} "
+            f"still queued when the stream ended; both endpoints {_n(p['delivered_per_s'])}/s)")
+    baseline = (f"both at priority {_n(base.get('high_priority'))}: p50 "
+                f"{_n(base.get('p50_ms'), 1)}, p95 {_n(base.get('p95_ms'), 1)}, p99 "
+                f"{_n(base.get('p99_ms'), 1)} ms; the backlog drained at "
+                f"{_n(base.get('low_drain_per_s'))} deliveries/s (both endpoints "
+                f"{_n(base.get('delivered_per_s'))}/s)")
+    return (measure, ours, baseline, "p99 <= 250 ms; the backlog keeps draining (> 0/s)",
+            _met(r, "priority.p99_ms", "priority.low_drain_per_s"), "")
 
 
 def _describe_machine(r: dict[str, Any]) -> str:
@@ -276,6 +341,10 @@ def render(r: dict[str, Any]) -> str:
     if isinstance(r.get("sources"), dict):
         lines.append(f"- sources: Stripe-signed {r['sources'].get('non_2xx')}, plain "
                      f"{r['sources'].get('plain_non_2xx')}")
+    if isinstance(r.get("priority"), dict):
+        base = r["priority"].get("baseline") or {}
+        lines.append(f"- priority: {r['priority'].get('non_2xx')} (baseline "
+                     f"{base.get('non_2xx')})")
     lines.append(f"- batch: {r['batch'].get('non_2xx')}; with PostgreSQL stopped (503 "
                  f"expected): {r['memory'].get('db_down_statuses')}")
     remarks = _remarks(r)
@@ -285,39 +354,6 @@ def render(r: dict[str, Any]) -> str:
     lines += ["", METHOD]
     return "\n".join(lines) + "\n"
 
-
-METHOD = """How each figure is measured (benchmarks/, `python -m benchmarks`):
-
-- Ingest: closed loop at 64 and 128 connections against the node (`POST /api/events`, a
-  unique dedup_id per request, keys spread over several enterprise organizations), a bare
-  aiohttp + uvloop handler that parses the same body and answers 202 (the ceiling), and a
-  naive aiohttp + uvloop server doing one INSERT per request through an asyncpg pool (the
-  "before"); each after a warm-up, one after the other on the same PostgreSQL.
-- Source ingest: one Stripe source per organization on the ingest node; first plain
-  `POST /api/events` at 128 connections, then `POST /in/{token}` at 128 connections, each
-  after a warm-up. Every source request is signed beforehand (wrk's Lua has no HMAC):
-  `Stripe-Signature: t=..,v1=..` over "{t}.{body}", one timestamp taken just before the
-  run, a provider id unique to the run and the request; the node verifies each one. The
-  events stored with the run's ids are counted afterwards, so a duplicate answer shows.
-- Sequential: `benchmark_async.py`'s method: 5 warm-ups, then one request at a time.
-- Routing: events inserted straight into `events` (unrouted), one endpoint; a
-  `TRIGGERD_ROLES=process`, `DISABLE_WEBHOOK_DELIVERY=true` node is started and
-  `deliveries` is polled every 100 ms; the rate runs from the first poll that saw
-  progress to the last change (so neither the node's start nor the polling counts).
-- Delivery: pending deliveries inserted straight into `deliveries`, to one endpoint of the
-  receiver, then spread over four; a `process,deliver` node with `POOL_SIZE=50`; timed
-  the same way until none is left pending, failed or in flight.
-- End to end: a node with every role; POSTs on an open-loop schedule; the receiver's
-  arrival time of each webhook minus the time its POST was sent (same clock).
-- Isolation: one node with the default delivery settings (only private targets allowed),
-  two organizations, each with one endpoint on a receiver of its own: G answers at once,
-  H holds every request open until the node gives up (the 15 s request timeout). First G
-  alone, then G beside H, each phase POSTing on an open-loop schedule; a latency is G's
-  webhook arrival minus the time its 202 came back. "Held at most" is the most requests
-  H's receiver held open at once.
-- Memory: VmRSS of the ingest node sampled through a sustained closed-loop run, then
-  while the benchmark's PostgreSQL is killed and clients keep posting, then after restart.
-"""
 
 
 def rerender(out: Path) -> Path:

@@ -20,7 +20,13 @@ PROMISED = [f"ingest.{c}.{k}" for c in ("c64", "c128")
     "sources.rps", "sources.plain_rps", "sources.vs_plain", "sources.stored",  # issue 9
     "sequential.avg_ms", "sequential.p95_ms", "sequential.p99_ms", "batch.events_per_s",
     "routing.events_per_s", "delivery.deliveries_per_s", "e2e.p50_ms", "e2e.p99_ms",
-    "memory.rss_mb_load", "memory.rss_mb_db_down"]
+    "memory.rss_mb_load", "memory.rss_mb_db_down",
+    # routing rules: filtered routing checked against the expected deliveries; priority
+    "routing_filters.events_per_s", "routing_filters.expected_deliveries",
+    "routing_filters.deliveries", "routing_filters.wrong_deliveries",
+    "routing_filters.vs_plain", "priority.p50_ms",
+    "priority.p99_ms", "priority.low_drain_per_s", "priority.non_2xx",
+    "priority.baseline.p99_ms", "priority.baseline.low_drain_per_s"]
 MACHINE = ["cpu_model", "cores", "memory_mb", "kernel", "python", "postgres"]
 
 
