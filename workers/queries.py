@@ -86,14 +86,17 @@ ROUTE_ONE = ("WITH claimed AS (" + _CLAIMED + " WHERE id = $1 AND routed_at IS N
 ROUTE_UNFILTERED = ("WITH claimed AS (" + _CLAIMED + " WHERE id = $1 AND routed_at IS NULL),"
                     + _FANOUT).replace("$NOTE", "$2::text").replace("$FILTERED", "false")
 
-# The endpoints a claim treats apart: disabled or breaker open (nothing goes), ordered
-# or breaker half-open (only the head goes: `open_for_one`). Usually none or a few;
-# endpoints_held indexes them (deleted endpoints have no open deliveries left).
+# The endpoints a claim treats apart: disabled, paused or breaker open (nothing goes),
+# ordered or breaker half-open (only the head goes: `open_for_one`). Usually none or a
+# few; endpoints_held indexes them (sql/008; deleted endpoints have no open deliveries
+# left). A paused endpoint's deliveries keep being routed to it and wait, unclaimed.
 # No parameters.
 HELD_ENDPOINTS = """
-SELECT id, enabled AND coalesce(breaker_open_until <= now(), true) AS open_for_one
+SELECT id, enabled AND paused_at IS NULL AND coalesce(breaker_open_until <= now(), true)
+           AS open_for_one
 FROM endpoints
-WHERE deleted_at IS NULL AND (NOT enabled OR ordered OR breaker_cooldown_s IS NOT NULL)
+WHERE deleted_at IS NULL
+  AND (NOT enabled OR paused_at IS NOT NULL OR ordered OR breaker_cooldown_s IS NOT NULL)
 """
 
 # Claims due deliveries for this node's free workers and leases them (locked_until), so
@@ -355,7 +358,8 @@ RETURNING delivery.id, delivery.status, delivery.event_id
 
 # Ends the undelivered deliveries of disabled endpoints (dead letters, with the reason)
 # and of deleted ones (cancelled: a routing statement that ran as the endpoint was
-# deleted may have added one), in bounded batches. $1 batch size.
+# deleted may have added one), in bounded batches. A paused endpoint is enabled: its
+# deliveries wait for it, never ended here. $1 batch size.
 # Returns the event of each delivery moved, and whether it was cancelled.
 END_HELD_DELIVERIES = """
 WITH doomed AS (
@@ -377,11 +381,15 @@ WHERE delivery.id = doomed.id AND endpoint.id = delivery.endpoint_id
 RETURNING delivery.event_id, delivery.status = 'cancelled' AS cancelled
 """
 
-# Endpoints without a success for too long, that have been failing. $1 seconds.
+# Endpoints without a success for too long, that have been failing. The clock runs
+# from the last success (or the creation) or, when later, the last resume, and stands
+# still while the endpoint is paused: a pause never counts as an outage (greatest()
+# passes over a NULL resumed_at). $1 seconds.
 STALE_ENDPOINTS = """
 SELECT id::text AS id FROM endpoints
-WHERE enabled AND consecutive_failures > 0
-  AND coalesce(last_success_at, created_at) < now() - make_interval(secs => $1)
+WHERE enabled AND paused_at IS NULL AND consecutive_failures > 0
+  AND greatest(coalesce(last_success_at, created_at), resumed_at)
+      < now() - make_interval(secs => $1)
 LIMIT 100
 """
 
