@@ -5,12 +5,16 @@ task named after the process. `Resident` is a Process that only holds a resource
 others and stops without being cancelled. `Actor` adds a bounded mailbox handled one message at a
 time. `PeriodicActor` handles `Tick` messages sent by a jittered one-shot timer that is
 re-armed after each tick, so ticks never overlap; `wake()` asks for a tick at once.
-The restart type of each is chosen by its parent's ChildSpec.
+The restart type of each is chosen by its parent's ChildSpec. A process may be given a
+`contextvars.Context` to run in: every task it starts (a supervisor's children, their
+own tasks) copies it, so a context variable set there (the node's name for its log
+lines, say) is seen by the whole tree below it, like OTP's logger process metadata.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,8 +27,10 @@ Phase = Literal["new", "init", "run", "terminate", "done"]
 class Process:
     """A long-running asyncio task with OTP lifecycle: init -> run -> terminate."""
 
-    def __init__(self, *, name: str | None = None) -> None:
+    def __init__(self, *, name: str | None = None,
+                 context: contextvars.Context | None = None) -> None:
         self.name = name or type(self).__name__
+        self.context = context  # None: a copy of the caller's, as for any task
         self.stopping = False
         self.killed = False  # stop() or kill() had to cancel the task
         self._phase: Phase = "new"
@@ -78,7 +84,7 @@ class Process:
             raise RuntimeError(f"{self.name} was already started")
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
-        task = loop.create_task(self._lifecycle(ready), name=self.name)
+        task = loop.create_task(self._lifecycle(ready), name=self.name, context=self.context)
         self._task = task
         task.add_done_callback(self._task_done)
         try:

@@ -13,6 +13,7 @@ Process, so supervisors nest; its restart type is whatever its parent's spec say
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import time
@@ -43,8 +44,9 @@ class Supervisor(Process):
         period: float = 5.0,
         name: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        context: contextvars.Context | None = None,
     ) -> None:
-        super().__init__(name=name)
+        super().__init__(name=name, context=context)
         ids = [spec.id for spec in children]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
