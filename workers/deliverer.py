@@ -81,6 +81,7 @@ class Outcome:
     error: str | None
     body: str | None  # the response body, cut to 4 KiB
     retry_after: float | None  # seconds, from a Retry-After header
+    answered_at: float | None = None  # when the status line came (Unix time); None: never
 
     @property
     def ok(self) -> bool:
@@ -175,7 +176,7 @@ class Deliverer(Resident):
             self._in_flight -= 1
             if not self._in_flight:
                 self._idle.set()
-        return _outcome(job, answer, _ms_since(started))
+        return _outcome(job, answer, _ms_since(started), time.time())
 
     async def _post(self, job: Job) -> _Answer:
         session = self._session
@@ -256,7 +257,7 @@ def _connect_reason(exc: aiohttp.ClientConnectorError) -> str:
     return f"cannot connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}"
 
 
-def _outcome(job: Job, answer: _Answer, duration_ms: float) -> Outcome:
+def _outcome(job: Job, answer: _Answer, duration_ms: float, answered_at: float) -> Outcome:
     status = answer.status
     accepted = job.success_statuses
     if 200 <= status < 300 and (accepted is None or status in accepted):
@@ -269,7 +270,8 @@ def _outcome(job: Job, answer: _Answer, duration_ms: float) -> Outcome:
     else:
         kind, error = "http_error", f"HTTP {status}"
     body = safe_text(answer.body.decode("utf-8", errors="replace"))
-    return Outcome(job, kind, status, duration_ms, error, body, answer.retry_after)
+    return Outcome(job, kind, status, duration_ms, error, body, answer.retry_after,
+                   answered_at)
 
 
 def safe_text(text: str) -> str:

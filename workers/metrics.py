@@ -63,3 +63,17 @@ def attempted(outcome: Outcome) -> None:
     (counter or DELIVERY_ATTEMPTS.labels(outcome.kind)).inc()
     if outcome.kind not in ("deferred", "interrupted"):
         DELIVERY_ATTEMPT_SECONDS.observe(outcome.duration_ms / 1000.0)
+
+INGEST_TO_DELIVERED_SECONDS = Histogram(
+    "triggerd_ingest_to_delivered_seconds",
+    "From an event's acceptance (events.created_at) to the receiver's successful answer, "
+    "observed once per delivery recorded as delivered (retries included in the time)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+             900.0, 3600.0, 14_400.0, 43_200.0, 86_400.0))
+RESULT_WRITE_FAILURES = Counter(
+    "triggerd_result_write_failures", "Failed result writes (one transaction over a batch "
+    "of outcomes): transient (the database away; retried with backoff) or refused (a row it "
+    "will not take; the batch is split until the row is found)", ["kind"])
+
+# Bound once; also makes both series show (at 0) from the start.
+WRITE_FAILED = {kind: RESULT_WRITE_FAILURES.labels(kind) for kind in ("transient", "refused")}

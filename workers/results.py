@@ -16,6 +16,10 @@ its own, for up to `write_timeout`. Any other failure is a poison row: the batch
 split until the row is found, the rest commit at once, and the row is logged at ERROR,
 counted, and left to its lease (the Rescuer requeues it; rescues are bounded).
 
+After each commit: the time from each delivered event's acceptance to its receiver's
+answer is observed (triggerd_ingest_to_delivered_seconds) and every recorded attempt
+goes to the AttemptLog (a line per failure, sampled successes).
+
 Messages: `Outcome`. Restart: permanent.
 """
 
@@ -36,6 +40,7 @@ from supervisor.throttle import Throttle
 from triggerd_sql.faults import is_transient
 from workers import metrics, queries
 from workers.alerter import Alert
+from workers.attempt_log import AttemptLog
 from workers.breaker import Breaker, HealthRow
 from workers.deliverer import Outcome, safe_text
 from workers.pool import DEFERRED, INTERRUPTED
@@ -65,7 +70,7 @@ class ResultWriter(Actor[Outcome]):
                  schedule: RetrySchedule, breaker: Breaker,
                  alert: Callable[[Alert], None], *, write_timeout: float = 300.0,
                  recorded: Callable[[], None] = lambda: None, concurrency: int = 2,
-                 max_rescues: int = 3) -> None:
+                 max_rescues: int = 3, log_delivered_sample: float = 0.0) -> None:
         super().__init__(name="ResultWriter", mailbox_size=10_000)
         self._pool = pool
         self._node = node_name
@@ -80,6 +85,7 @@ class ResultWriter(Actor[Outcome]):
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._warn = Throttle(10.0)
+        self._attempt_log = AttemptLog(node_name, log_delivered_sample)
 
     def report(self, outcome: Outcome) -> None:
         """Called by the pool's workers; never blocks them."""
@@ -132,6 +138,7 @@ class ResultWriter(Actor[Outcome]):
         try:
             await self._write_with_retry(batch)
         except Exception as exc:  # not transient: find the row PostgreSQL refuses
+            metrics.WRITE_FAILED["refused"].inc()
             if len(batch) > 1:
                 middle = len(batch) // 2
                 await self._record(batch[:middle])
@@ -153,6 +160,7 @@ class ResultWriter(Actor[Outcome]):
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                metrics.WRITE_FAILED["transient"].inc()
                 if time.monotonic() + delay > deadline:
                     metrics.OUTCOMES_DROPPED_BY["gave_up"].inc(len(batch))
                     log.error("dropping %d outcomes after %s: their leases will expire and "
@@ -186,6 +194,8 @@ class ResultWriter(Actor[Outcome]):
         if len(done) < len(batch):
             metrics.OUTCOMES_DISCARDED.inc(len(batch) - len(done))
         self._after_commit(done, status, alerts)
+        next_at = {o.job.delivery_id: d.next_at for o, d in zip(batch, decisions, strict=True)}
+        self._observe(attempts, status, next_at)
         log.info("recorded outcomes=%d attempts=%d discarded=%d took_ms=%.1f", len(done),
                  len(attempts), len(batch) - len(done), (time.perf_counter() - started) * 1000)
 
@@ -199,6 +209,19 @@ class ResultWriter(Actor[Outcome]):
                                                 outcome.job.event_id, outcome.error))
         for alert in alerts:
             self._alert(alert)
+
+    def _observe(self, attempts: list[Outcome], status: dict[int, str],
+                 next_at: dict[int, datetime | None]) -> None:
+        """Times the deliveries made and logs the attempts, once they are recorded."""
+        for outcome in attempts:
+            job = outcome.job
+            latency = None
+            if outcome.ok:
+                answered = outcome.answered_at or time.time()
+                latency = max(0.0, answered - job.created_at.timestamp())
+                metrics.INGEST_TO_DELIVERED_SECONDS.observe(latency)
+            self._attempt_log.recorded(outcome, status[job.delivery_id],
+                                       next_at[job.delivery_id], latency)
 
     async def _attempts(self, conn: asyncpg.Connection, attempts: list[Outcome]) -> list[Alert]:
         """Stores the attempts made under a current lease and folds them into health."""
