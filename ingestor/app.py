@@ -32,6 +32,7 @@ from ingestor.routes_events import INGEST
 from ingestor.routes_inbound import SOURCES
 from ingestor.server import GuardedRunner
 from ingestor.source_store import SourceStore
+from ingestor.timing import timing
 from ingestor.validation import MAX_BATCH_BYTES
 from supervisor import Resident
 
@@ -49,7 +50,9 @@ def create_app(ingest: Ingest, *, api: bool = True,
                body_timeout: float = DEFAULT_BODY_TIMEOUT) -> web.Application:
     """The whole HTTP API, or (api=False, a node without the ingest role) only the node's
     own endpoints: health, metrics and the dashboard."""
-    app = web.Application(middlewares=[errors], client_max_size=MAX_BATCH_BYTES + 64 * 1024)
+    # timing first (outermost): it sees the status `errors` answers with.
+    app = web.Application(middlewares=[timing, errors],
+                          client_max_size=MAX_BATCH_BYTES + 64 * 1024)
     app[INGEST] = ingest
     app[SOURCES] = SourceStore(ingest.pool)
     app[BODY_TIMEOUT] = body_timeout

@@ -2,15 +2,17 @@
 
 Counters and histograms live on prometheus_client's default registry and are
 process-wide. The hot path stays cheap: committed events are counted once per flush
-(by the batch's size), rejections once per refused request. The queue gauges are not
-kept here: the `/metrics` handler reads them from PostgreSQL at scrape time into a
-`QueueState` and `queue_families` turns that into metric families.
+(by the batch's size), rejections once per refused request; each request is timed
+once by the `timing` middleware (ingestor/timing.py, a lock-free histogram of its
+own). The queue and endpoint gauges are not kept here: the `/metrics` handler reads
+them from PostgreSQL at scrape time into a `QueueState` and `queue_families` turns that
+into metric families.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -43,6 +45,7 @@ REJECTED = {reason: INGEST_REJECTED.labels(reason)
                            "outcome_unknown")}
 
 DELIVERY_STATES = ("pending", "in_flight", "failed", "dead_letter")
+ENDPOINT_STATES = ("disabled", "paused", "breaker_open", "breaker_half_open")
 
 
 def internal_error(where: str) -> None:
@@ -67,6 +70,8 @@ class QueueState:
     due: int  # pending or failed deliveries whose next attempt is due now
     unrouted: int  # events not yet routed into deliveries
     oldest_pending_age_s: float  # the oldest pending or failed delivery, 0 without one
+    # state (ENDPOINT_STATES) -> count; empty when not read
+    endpoints: dict[str, int] = field(default_factory=dict)
 
 
 def queue_families(state: QueueState | None) -> list[Metric]:
@@ -82,7 +87,7 @@ def queue_families(state: QueueState | None) -> list[Metric]:
                                    labels=["status"])
     for status in DELIVERY_STATES:
         deliveries.add_metric([status], state.deliveries.get(status, 0))
-    return [
+    families: list[Metric] = [
         up, deliveries,
         GaugeMetricFamily("triggerd_queue_deliveries_due",
                           "Pending or failed deliveries whose next attempt is due",
@@ -93,6 +98,16 @@ def queue_families(state: QueueState | None) -> list[Metric]:
                           "Age of the oldest pending or failed delivery",
                           value=state.oldest_pending_age_s),
     ]
+    if state.endpoints:
+        endpoints = GaugeMetricFamily(
+            "triggerd_endpoints",
+            "Endpoints (of every organization, deleted ones left out) that are disabled, "
+            "or enabled and paused, or enabled with their breaker open or half-open",
+            labels=["state"])
+        for name in ENDPOINT_STATES:
+            endpoints.add_metric([name], state.endpoints.get(name, 0))
+        families.append(endpoints)
+    return families
 
 
 class Scrape:

@@ -52,3 +52,24 @@ WHERE ep.deleted_at IS NULL AND (NOT ep.enabled OR ep.breaker_cooldown_s IS NOT 
 ORDER BY ep.updated_at DESC
 LIMIT $1
 """
+
+# Endpoints by state, across organizations, deleted ones left out: disabled, and of the
+# enabled ones, paused and breaker open or half-open (an endpoint may be both paused and
+# tripped). $1 the most endpoints read. The predicate implies endpoints_held's (sql/008),
+# so only that small index's rows are read, and at most $1 of them: past that (an
+# unusual number of disabled endpoints) the counts stop growing. `read` tells.
+ENDPOINT_STATES = """
+WITH held AS (
+    SELECT enabled, paused_at IS NOT NULL AS paused, breaker_open_until
+    FROM endpoints
+    WHERE deleted_at IS NULL
+      AND (NOT enabled OR paused_at IS NOT NULL OR breaker_cooldown_s IS NOT NULL)
+    LIMIT $1
+)
+SELECT count(*) FILTER (WHERE NOT enabled) AS disabled,
+       count(*) FILTER (WHERE enabled AND paused) AS paused,
+       count(*) FILTER (WHERE enabled AND breaker_open_until > now()) AS breaker_open,
+       count(*) FILTER (WHERE enabled AND breaker_open_until <= now()) AS breaker_half_open,
+       count(*) AS read
+FROM held
+"""

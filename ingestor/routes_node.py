@@ -1,7 +1,8 @@
 """GET /metrics (Prometheus text) and GET /dashboard (an HTML page for operators).
 
 Both read the node-wide queues with one query (queries_node.QUEUE_STATE) under a 1 s
-timeout, here in the handler; the collectors stay synchronous and never wait on
+timeout, here in the handler (/metrics also the endpoint states, ENDPOINT_STATES, on
+the same connection within the same second); the collectors stay synchronous and never wait on
 PostgreSQL. When it does not answer, /metrics still answers 200 with
 `triggerd_database_up 0` and the dashboard says so. Both are for operators
 (auth.is_admin: the admin token, or any caller on a node without one that listens on
@@ -22,13 +23,14 @@ from ingestor import queries_node as q
 from ingestor.auth import check_admin
 from ingestor.context import Ingest
 from ingestor.dashboard import Page, render
-from ingestor.metrics import DELIVERY_STATES, QueueState, Scrape, queue_families
+from ingestor.metrics import DELIVERY_STATES, ENDPOINT_STATES, QueueState, Scrape, queue_families
 from ingestor.routes_events import INGEST
 from triggerd_sql.faults import is_transient
 
 routes = web.RouteTableDef()
 
 QUEUE_TIMEOUT_S = 1.0
+ENDPOINTS_READ = 10_000  # held endpoints counted per scrape at most
 DASHBOARD_TIMEOUT_S = 2.0  # the queue query and the two short lists, together
 DEAD_LETTERS_SHOWN = 20
 ENDPOINTS_SHOWN = 50
@@ -37,20 +39,28 @@ _PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsa
                  "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
-def _queue_state(row: Mapping[str, Any]) -> QueueState:
+def _queue_state(row: Mapping[str, Any],
+                 endpoints: Mapping[str, Any] | None = None) -> QueueState:
     return QueueState(deliveries={s: row[s] for s in DELIVERY_STATES}, due=row["due"],
-                      unrouted=row["unrouted"], oldest_pending_age_s=row["oldest_age_s"])
+                      unrouted=row["unrouted"], oldest_pending_age_s=row["oldest_age_s"],
+                      endpoints={s: endpoints[s] for s in ENDPOINT_STATES} if endpoints else {})
+
+
+async def _scrape_rows(ingest: Ingest) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    async with ingest.pool().acquire() as conn:
+        return (await conn.fetchrow(q.QUEUE_STATE),
+                await conn.fetchrow(q.ENDPOINT_STATES, ENDPOINTS_READ))
 
 
 async def read_queue(ingest: Ingest) -> QueueState | None:
-    """The queue state, or None when PostgreSQL does not answer within 1 s."""
+    """The queue and endpoint states, or None when PostgreSQL does not answer within 1 s."""
     try:
-        row = await asyncio.wait_for(ingest.pool().fetchrow(q.QUEUE_STATE), QUEUE_TIMEOUT_S)
+        row, endpoints = await asyncio.wait_for(_scrape_rows(ingest), QUEUE_TIMEOUT_S)
     except Exception as exc:
         if not is_transient(exc):
             raise
         return None
-    return _queue_state(row)
+    return _queue_state(row, endpoints)
 
 
 @routes.get("/metrics")
