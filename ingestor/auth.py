@@ -15,16 +15,16 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 from aiohttp import web
 
-from ingestor import queries
-from ingestor.http import REQUEST_ORG, ApiError
-from ingestor.ids import KEY_PREFIX, key_digest, new_api_key, uuid7
+from ingestor import ops_orgs, queries
+from ingestor.errors import ApiError
+from ingestor.http import REQUEST_ORG
+from ingestor.ids import KEY_PREFIX, key_digest
 
 # The tiers and their default requests per minute (TRIGGERD_TIER_LIMITS changes them).
 TIER_LIMITS = {"free": 100, "pro": 1_000, "business": 10_000, "enterprise": 100_000}
@@ -147,22 +147,17 @@ class KeyStore:
         finally:
             del self._inflight[key]
 
-    async def create_org(self, name: str, tier: str) -> tuple[str, Org, datetime]:
+    async def create_org(self, name: str, tier: str) -> tuple[str, Org]:
         """A new organization and its first key (returned in clear, once)."""
-        key = new_api_key()
-        async with self._pool().acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(queries.INSERT_ORG, uuid7(), name, tier)
-            await conn.execute(queries.INSERT_KEY, key_digest(key), row["id"])
-        return key, self._org(row), row["created_at"]
+        new = await ops_orgs.create_organization(self._pool(), name, tier, self.tier_limits)
+        return new.api_key, Org(new.organization_id, new.organization_name, new.tier,
+                                new.rate_limit_per_minute)
 
     def _org(self, row: Any) -> Org:
         return Org(row["id"], row["name"], row["tier"], self.tier_limits[row["tier"]])
 
     async def rotate(self, org: Org, old_key: str) -> str:
         """Revokes the organization's keys and issues a new one."""
-        key = new_api_key()
-        async with self._pool().acquire() as conn, conn.transaction():
-            await conn.execute(queries.REVOKE_KEYS, org.id)
-            await conn.execute(queries.INSERT_KEY, key_digest(key), org.id)
+        rotated = await ops_orgs.rotate_keys(self._pool(), org.id)
         self._cache.pop(old_key, None)
-        return key
+        return rotated.api_key

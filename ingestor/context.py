@@ -20,8 +20,9 @@ from prometheus_client.metrics_core import Metric
 
 from ingestor import metrics
 from ingestor.auth import KeyStore, Org
+from ingestor.errors import ApiError
 from ingestor.flush import flush
-from ingestor.http import ApiError, unavailable
+from ingestor.http import unavailable
 from ingestor.ids import uuid7
 from ingestor.outcomes import CommitTimeout, Failure, batch_error, failure, single_error
 from ingestor.pending import DedupKey, Pending, Written
@@ -147,6 +148,10 @@ class Ingest:
             return failure(pending, exc)
         finally:
             timer.cancel()
+
+
+# Where the app keeps the node's Ingest (ingestor.app.create_app).
+INGEST = web.AppKey("ingest", Ingest)
 
 
 def _expire(reply: asyncio.Future[Written]) -> None:

@@ -1,53 +1,29 @@
-"""Dead-letter review: the filter that selects an organization's dead letters (from the
-dead-letter queue's query string or a bulk retry's body), resolving one without sending
-it again, and re-queuing every dead letter a filter selects in bounded batches.
+"""Dead-letter review input: the filter that selects an organization's dead letters
+(from the dead-letter queue's query string or a bulk retry's body) and a resolve's
+note, parsed with messages a client can act on.
 
-Routes parse with these functions, call `resolve` or `retry_matching`, and render.
+The routes parse with these functions and call the operations of
+`ingestor.ops_deliveries` (list_dead_letters, resolve_dead_letter, retry_dead_letters).
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-from uuid import UUID
 
-import asyncpg
 from aiohttp import web
 
 from ingestor import patterns
-from ingestor import queries_delivery as q
 from ingestor.endpoint_input import parse_time
-from ingestor.http import ApiError, query_choice, query_param, query_text
+from ingestor.errors import ApiError
+from ingestor.http import query_choice, query_param, query_text
 from ingestor.ids import parse_uuid
-
-log = logging.getLogger(__name__)
+from ingestor.ops_deliveries import DeadLetterFilter
 
 MAX_BODY = 64 * 1024  # of a resolve's or a bulk retry's JSON body
 MAX_NOTE = 2000
 MAX_EVENT_TYPE = 255  # as GET /api/deliveries reads event_type
-RETRY_BATCH = 1000  # dead letters one statement of a bulk retry re-queues at most
 FILTER_KEYS = ("endpoint_id", "event_type", "since", "until", "resolved")
 _BOOLEANS = {"true": True, "false": False}
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetterFilter:
-    """Which dead letters: reviewed or not, of one endpoint, of one exact event type,
-    dead in [since, until) (their updated_at). None: no condition."""
-
-    resolved: bool | None = None
-    endpoint_id: UUID | None = None
-    event_type: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def args(self) -> tuple[Any, ...]:
-        """$2 to $6 of queries_delivery.DEAD_LETTER_MATCH."""
-        return self.resolved, self.endpoint_id, self.event_type, self.since, self.until
 
 
 def filter_from_query(request: web.Request) -> DeadLetterFilter:
@@ -114,42 +90,3 @@ def _only(given: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
 def _text(value: Any, low: int, high: int) -> bool:
     return (isinstance(value, str) and low <= len(value) <= high
             and patterns.matches(patterns.NO_NUL, value))
-
-
-async def resolve(pool: asyncpg.Pool, org_id: UUID, delivery: int, key_id: str,
-                  note: str | None) -> Any:
-    """Marks a dead letter reviewed by `key_id`; the delivery's row, or a 404 or 409."""
-    row = await pool.fetchrow(q.RESOLVE_DEAD_LETTER, delivery, org_id, key_id, note)
-    if row is None:
-        raise ApiError(404, "Delivery not found")
-    if row["was_status"] != "dead_letter":
-        raise ApiError(409, f"Delivery is {row['was_status']}: only dead_letter deliveries "
-                            "can be resolved", delivery_status=row["was_status"])
-    if row["id"] is None:
-        raise ApiError(409, "Delivery is already resolved", delivery_status="dead_letter",
-                       resolved_at=row["was_resolved_at"], resolved_by=row["was_resolved_by"])
-    return row
-
-
-async def retry_matching(pool: Callable[[], asyncpg.Pool], org_id: UUID,
-                         selected: DeadLetterFilter) -> tuple[int, int]:
-    """Re-queues the organization's dead letters that `selected` matches, newest first,
-    RETRY_BATCH per statement, so no statement runs long or locks many rows. Returns how
-    many were re-queued and how many were skipped (their endpoint disabled or deleted)."""
-    started = time.monotonic()
-    requeued = skipped = batches = 0
-    at: datetime | None = None
-    after = 0
-    while True:
-        row = await pool().fetchrow(q.RETRY_DEAD_LETTERS, org_id, *selected.args(), at, after,
-                                    RETRY_BATCH)
-        batches += 1
-        requeued += row["requeued"]
-        skipped += row["skipped"]
-        if row["scanned"] < RETRY_BATCH:
-            break
-        at, after = row["at"], row["id"]
-    log.info("dead letters re-queued: org %s, %d re-queued, %d skipped, %d batches, "
-             "took_ms %.1f", org_id, requeued, skipped, batches,
-             (time.monotonic() - started) * 1000)
-    return requeued, skipped

@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ingestor import patterns
+from ingestor.errors import ApiError
 from ingestor.filters import parse_filter
-from ingestor.http import ApiError
 from ingestor.netguard import TargetRefused, check_host
 
 MAX_URL = 2048
@@ -117,6 +117,13 @@ def parse_ordered(value: Any) -> bool:
     return value
 
 
+def parse_paused(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ApiError(400, "paused must be true (deliveries wait, none is attempted) or "
+                            "false")
+    return value
+
+
 def parse_priority(value: Any) -> int:
     """An integer from MIN_PRIORITY to MAX_PRIORITY; higher is claimed first."""
     if isinstance(value, float) and value.is_integer():
@@ -183,7 +190,7 @@ def parse_success_statuses(value: Any) -> list[int] | None:
 DEFAULTS: dict[str, Any] = {
     "url": None, "event_types": None, "description": None, "rate_limit_per_second": None,
     "ordered": False, "filter": None, "priority": DEFAULT_PRIORITY, "timeout_s": None,
-    "headers": None, "success_statuses": None}
+    "headers": None, "success_statuses": None, "paused": False}
 
 
 def parse_endpoint(body: Any, partial: bool, max_timeout: float) -> dict[str, Any]:
@@ -204,7 +211,8 @@ def parse_endpoint(body: Any, partial: bool, max_timeout: float) -> dict[str, An
         "rate_limit_per_second": parse_rate, "ordered": parse_ordered,
         "filter": parse_filter, "priority": parse_priority,
         "timeout_s": lambda value: parse_timeout(value, max_timeout),
-        "headers": parse_headers, "success_statuses": parse_success_statuses}
+        "headers": parse_headers, "success_statuses": parse_success_statuses,
+        "paused": parse_paused}
     return {name: parse(body[name]) for name, parse in parsers.items() if name in body}
 
 

@@ -58,7 +58,7 @@ import asyncpg
 import orjson
 
 from ingestor import queries_filters as queries
-from ingestor.http import ApiError
+from ingestor.errors import ApiError
 from ingestor.validation import decode_json
 
 MAX_DEPTH = 8  # documents within documents, the top one included

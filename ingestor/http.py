@@ -1,6 +1,7 @@
 """JSON responses and errors shared by the routes.
 
-Handlers raise `ApiError`; the `errors` middleware turns it, aiohttp's own HTTP
+Handlers and the operations they call raise `ApiError` (ingestor.errors: NotFound,
+Conflict, Invalid); the `errors` middleware turns it, aiohttp's own HTTP
 exceptions (unknown route, wrong method, body too large) and any other exception
 into a JSON body with the right status:
 
@@ -18,11 +19,9 @@ Nothing a client sends yields a 500.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -30,6 +29,7 @@ import orjson
 from aiohttp import web
 
 from ingestor import metrics, patterns
+from ingestor.errors import ApiError as ApiError
 from supervisor.throttle import Throttle
 from triggerd_sql.faults import is_transient
 
@@ -48,19 +48,9 @@ def json_response(body: Any, status: int = 200,
     return web.Response(body=orjson.dumps(body), status=status, content_type=_JSON, headers=headers)
 
 
-class ApiError(Exception):
-    """An error answer: status, message, and extra fields or headers."""
-
-    def __init__(self, status: int, message: str, *, headers: Mapping[str, str] | None = None,
-                 **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = dict(headers or {})
-        self.extra = extra
-
-    def response(self) -> web.Response:
-        return json_response({"error": self.message, **self.extra}, self.status, self.headers)
+def error_response(exc: ApiError) -> web.Response:
+    """The JSON answer of a refusal."""
+    return json_response(exc.body(), exc.status, exc.headers)
 
 
 def unavailable(reason: str) -> ApiError:
@@ -79,7 +69,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
-        return exc.response()
+        return error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -99,7 +89,7 @@ def _unexpected(request: web.Request, exc: Exception) -> web.Response:
     if is_transient(exc):
         _UNAVAILABLE.log(log, logging.WARNING, "%s %s: database unavailable: %r",
                          request.method, request.path, exc)
-        return unavailable("Database unavailable").response()
+        return error_response(unavailable("Database unavailable"))
     log.error("%s %s: internal error (org %s, ids %s): %r", request.method, request.path,
               REQUEST_ORG.get(), dict(request.match_info), exc, exc_info=exc)
     metrics.internal_error("http")
@@ -182,38 +172,3 @@ def query_text(request: web.Request, name: str, max_length: int = 255) -> str | 
                               or not patterns.matches(patterns.TEXT, value)):
         raise ApiError(400, f"{name} must be at most {max_length} characters, without NUL")
     return value
-
-
-def page_of(rows: Sequence[Any], limit: int,
-            position: Callable[[Any], bytes]) -> tuple[Sequence[Any], str | None]:
-    """A keyset page from `limit + 1` rows: the first `limit`, and the cursor after the
-    last of them when the extra row shows there is more."""
-    page = rows[:limit]
-    return page, encode_cursor(position(page[-1])) if len(rows) > limit else None
-
-
-@dataclass(frozen=True, slots=True)
-class CursorShape:
-    """A list's page cursors: a position of `size` bytes as unpadded base64url. Every
-    string that matches `pattern` (which the document states) is a position."""
-
-    size: int
-    pattern: str
-
-
-def encode_cursor(position: bytes) -> str:
-    """An opaque page cursor holding `position`."""
-    return base64.urlsafe_b64encode(position).rstrip(b"=").decode()
-
-
-def decode_cursor(request: web.Request, shape: CursorShape) -> bytes | None:
-    """The position in the request's `cursor`, None without one."""
-    raw = query_param(request, "cursor")
-    if raw is None:
-        return None
-    if not patterns.matches(shape.pattern, raw):
-        raise ApiError(400, "cursor is not valid: pass back a next_cursor from a previous "
-                            "page of the same list")
-    data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-    assert len(data) == shape.size, (shape, raw)
-    return data

@@ -12,25 +12,28 @@ import importlib.metadata
 from typing import Any
 
 from ingestor import patterns
+from ingestor.cursors import CursorShape
 from ingestor.dead_letters import MAX_BODY as DEAD_LETTER_BODY
-from ingestor.http import CursorShape
 from ingestor.openapi_schemas import (
     NAME,
     TIME_IN,
+    cursor,
+    schemas,
+)
+from ingestor.ops_deliveries import DEAD_LETTER_CURSOR, DELIVERIES_CURSOR
+from ingestor.ops_events import INBOX_CURSOR, INBOX_STATUSES, MAX_ACK
+from ingestor.records import DELIVERY_STATUSES
+from ingestor.routes_endpoints import MAX_BODY as ENDPOINT_BODY
+from ingestor.routes_inbox import ACK_BODY
+from ingestor.routes_metrics import RANGES
+from ingestor.shapes import (
     UUID,
     Schema,
-    cursor,
     enum,
     integer,
     ref,
-    schemas,
     string,
 )
-from ingestor.routes_deliveries import DELIVERIES_CURSOR
-from ingestor.routes_deliveries import STATUSES as DELIVERY_STATUSES
-from ingestor.routes_endpoints import MAX_BODY as ENDPOINT_BODY
-from ingestor.routes_inbox import INBOX_CURSOR, INBOX_STATUSES, MAX_ACK
-from ingestor.routes_metrics import DEAD_LETTER_CURSOR, RANGES
 from ingestor.validation import (
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
@@ -93,7 +96,8 @@ def links_to(parameter: str, value: str, *op_ids: str) -> dict[str, Schema]:
 _TO_EVENT = links_to("event_id", "$response.body#/id", "get_event", "ack_one")
 _TO_ENDPOINT = {
     **links_to("endpoint_id", "$response.body#/id", "get_endpoint", "patch_endpoint",
-               "delete_endpoint", "rotate_secret", "enable_endpoint", "recover"),
+               "delete_endpoint", "rotate_secret", "enable_endpoint", "pause_endpoint",
+               "resume_endpoint", "recover"),
     **links_to("query.endpoint_id", "$response.body#/id", "list_deliveries")}
 
 
@@ -200,7 +204,7 @@ def _event_paths() -> dict[str, Schema]:
         "/api/ack": {"post": operation(
             "ack_many", "inbox", f"Acknowledge up to {MAX_ACK} events.",
             {"200": reply("Acknowledged.", ref("AckedMany"))}, body="AckIn",
-            max_bytes=256 * 1024)},
+            max_bytes=ACK_BODY)},
     }
 
 
@@ -250,7 +254,15 @@ def _endpoint_paths() -> dict[str, Schema]:
             "rotate_secret", "New signing secret; the old one signs beside it for 24 h.",
             "RotatedEndpoint")},
         "/api/endpoints/{endpoint_id}/enable": {"post": one(
-            "enable_endpoint", "Enable an endpoint and close its breaker.", "Endpoint")},
+            "enable_endpoint", "Enable an endpoint and close its breaker (a paused one stays "
+            "paused).", "Endpoint")},
+        "/api/endpoints/{endpoint_id}/pause": {"post": one(
+            "pause_endpoint", "Pause an endpoint (idempotent): events are still routed to "
+            "it and its deliveries wait, none is attempted, none becomes a dead letter for "
+            "waiting; the first pause's time and author stand.", "Endpoint")},
+        "/api/endpoints/{endpoint_id}/resume": {"post": one(
+            "resume_endpoint", "Resume an endpoint (idempotent): its waiting deliveries go, "
+            "in their order; its auto-disable clock restarts.", "Endpoint")},
         "/api/endpoints/{endpoint_id}/recover": {"post": operation(
             "recover", "endpoints", "Re-queue the endpoint's failed and dead deliveries "
             "created in [since, until); 409 while it is disabled.",

@@ -6,19 +6,7 @@ from __future__ import annotations
 
 from ingestor.openapi import cursor_param, limit, operation, query, reply
 from ingestor.openapi_schemas import (
-    TIME,
-    UUID,
-    Schema,
-    array,
-    boolean,
-    enum,
-    integer,
     next_cursor,
-    nullable,
-    number,
-    obj,
-    ref,
-    string,
 )
 from ingestor.routes_metrics import RANGES
 from ingestor.routes_monitoring import (
@@ -27,6 +15,20 @@ from ingestor.routes_monitoring import (
     MAX_GROUPS,
     PERFORMANCE_CAP,
     STATEMENT_TIMEOUT_MS,
+)
+from ingestor.shapes import (
+    TIME,
+    UUID,
+    Schema,
+    array,
+    boolean,
+    enum,
+    integer,
+    nullable,
+    number,
+    obj,
+    ref,
+    string,
 )
 
 ALERT_STATUSES = ("sent", "failed", "not_configured", "coalesced", "pending")

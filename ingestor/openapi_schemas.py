@@ -1,16 +1,16 @@
-"""The component schemas of the OpenAPI document (see `ingestor.openapi`), and the small
-helpers both modules build schemas with.
+"""The component schemas of the OpenAPI document (see `ingestor.openapi`).
 
-Each schema mirrors what a handler answers or accepts; bounds come from the constants the
-handlers validate with where they have one.
+What a handler answers is the record it renders: those schemas are derived from the
+records themselves (`shapes.schema_of`). What a handler accepts is described here, its
+bounds from the constants the handlers validate with where they have one. The schema
+helpers live in `ingestor.shapes`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from ingestor import patterns
+from ingestor import patterns, records
 from ingestor.auth import TIER_LIMITS
+from ingestor.cursors import CursorShape
 from ingestor.dead_letters import MAX_EVENT_TYPE as MAX_DEAD_TYPE
 from ingestor.dead_letters import MAX_NOTE
 from ingestor.endpoint_input import (
@@ -29,76 +29,29 @@ from ingestor.endpoint_input import (
     MIN_TIMEOUT,
     MIN_YEAR,
 )
-from ingestor.http import CursorShape
-from ingestor.routes_deliveries import DELIVERIES_CURSOR
-from ingestor.routes_deliveries import STATUSES as DELIVERY_STATUSES
-from ingestor.routes_inbox import INBOX_CURSOR, MAX_ACK
+from ingestor.ops_deliveries import DEAD_LETTER_CURSOR, DELIVERIES_CURSOR
+from ingestor.ops_events import INBOX_CURSOR, MAX_ACK
+from ingestor.records import DELIVERY_STATUSES
 from ingestor.routes_keys import MAX_ORG_NAME
-from ingestor.routes_metrics import DEAD_LETTER_CURSOR, RANGES
+from ingestor.routes_metrics import RANGES
+from ingestor.shapes import (
+    TIME,
+    UUID,
+    Schema,
+    array,
+    boolean,
+    const,
+    enum,
+    integer,
+    nullable,
+    number,
+    obj,
+    ref,
+    schema_of,
+    string,
+)
 from ingestor.validation import MAX_BATCH_EVENTS, MAX_DEPTH, MAX_EVENT_BYTES, MAX_NAME
 
-Schema = dict[str, Any]
-
-EVENT_STATUSES = ("pending", "delivered", "failed", "acknowledged", "cancelled")
-
-
-# -- schema helpers -------------------------------------------------------------------
-
-def ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def string(**keywords: Any) -> Schema:
-    return {"type": "string", **keywords}
-
-
-def integer(**keywords: Any) -> Schema:
-    return {"type": "integer", **keywords}
-
-
-def number(**keywords: Any) -> Schema:
-    return {"type": "number", **keywords}
-
-
-def boolean(**keywords: Any) -> Schema:
-    return {"type": "boolean", **keywords}
-
-
-def array(items: Schema, **keywords: Any) -> Schema:
-    return {"type": "array", "items": items, **keywords}
-
-
-def const(value: str | bool) -> Schema:
-    return {"const": value}
-
-
-def enum(values: tuple[str, ...] | list[str], **keywords: Any) -> Schema:
-    return {"type": "string", "enum": list(values), **keywords}
-
-
-def nullable(schema: Schema) -> Schema:
-    """The same schema, also allowing null (OpenAPI 3.1: a type list)."""
-    if "type" not in schema:
-        return {"anyOf": [schema, {"type": "null"}]}
-    widened = {**schema, "type": [schema["type"], "null"]}
-    if "enum" in schema:
-        widened["enum"] = [*schema["enum"], None]
-    return widened
-
-
-def obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None, *,
-        closed: bool = False, **keywords: Any) -> Schema:
-    """An object with these properties, those in `required` always present."""
-    schema: Schema = {"type": "object", "properties": {**required, **(optional or {})}}
-    if required:
-        schema["required"] = list(required)
-    if closed:
-        schema["additionalProperties"] = False
-    return {**schema, **keywords}
-
-
-UUID = string(format="uuid")
-TIME = string(format="date-time")
 TIME_IN = string(format="date-time", pattern=patterns.TIME, description=(
     f"An RFC 3339 time with a year from {MIN_YEAR} to {MAX_YEAR}, such as "
     "2024-05-01T00:00:00Z. Also read: a space for the `T`, and no offset (UTC)."))
@@ -155,14 +108,6 @@ def _error_schemas() -> dict[str, Schema]:
 
 
 def _event_schemas() -> dict[str, Schema]:
-    event = {"id": UUID, "type": string(), "payload": {"type": "object"},
-             "dedup_id": nullable(string()), "status": enum(EVENT_STATUSES),
-             "created_at": TIME}
-    event_delivery = obj({
-        "endpoint_id": UUID, "url": string(), "status": enum(DELIVERY_STATUSES),
-        "attempts": integer(minimum=0), "response_status": nullable(integer()),
-        "last_error": nullable(string()), "next_attempt_at": TIME,
-        "delivered_at": nullable(TIME)})
     return {
         "EventIn": obj({"type": NAME, "payload": ref("Payload")}, {"dedup_id": nullable({
             **NAME, "description": "The event's key: a second event with the same key is "
@@ -185,27 +130,12 @@ def _event_schemas() -> dict[str, Schema]:
             "results": array(obj({"id": UUID, "status": enum(("accepted", "duplicate"))},
                                  {"dedup_id": string()}),
                              description="One per event, in the batch's order.")}),
-        "Event": obj(event),
-        "EventDetail": obj({**event, "acknowledged_at": nullable(TIME),
-                            "source_id": nullable({**UUID, "description": "The source it "
-                                                   "came from (POST /in/{token})."}),
-                            "provider_id": nullable(string(description="The provider's id "
-                                                           "of the event, from a source.")),
-                            "headers": nullable({
-                                "type": "object", "additionalProperties": string(),
-                                "description": "From a source: the request headers that "
-                                               "filters may match (lower-case names)."}),
-                            "routing_note": nullable(string(description=(
-                                "Set when the event was routed otherwise than by its "
-                                "endpoints' filters (they overran the routing budget)."))),
-                            "deliveries": array(event_delivery, description="One per "
-                                                "endpoint the event was routed to.")}),
+        "Event": schema_of(records.Event),
+        "EventDetail": schema_of(records.EventDetail),
         "Inbox": obj({"events": array(ref("Event")), "next_cursor": next_cursor(INBOX_CURSOR)}),
         "AckIn": obj({"event_ids": array(UUID, minItems=1, maxItems=MAX_ACK)}),
-        "Acked": obj({"id": UUID, "acknowledged": const(True)}),
-        "AckedMany": obj({"acknowledged": integer(minimum=0),
-                          "not_found": array(UUID, description="Unknown ids, or another "
-                                                               "organization's.")}),
+        "Acked": schema_of(records.Acked),
+        "AckedMany": schema_of(records.AckedMany),
     }
 
 
@@ -238,7 +168,11 @@ def _endpoint_fields() -> dict[str, Schema]:
                                           description="null = every type.")),
             "description": nullable(string(maxLength=MAX_DESCRIPTION, pattern=NO_NUL)),
             "rate_limit_per_second": nullable(integer(minimum=1, maximum=MAX_RATE)),
-            "ordered": boolean(), **_routing_fields()}
+            "ordered": boolean(), **_routing_fields(),
+            "paused": boolean(description=(
+                "true: deliveries are routed to it and wait, none is attempted (POST "
+                ".../pause); false: they go (POST .../resume). A PATCH pausing a paused "
+                "endpoint keeps when and by whom it was first paused."))}
 
 
 def _routing_fields() -> dict[str, Schema]:
@@ -270,38 +204,27 @@ def _routing_fields() -> dict[str, Schema]:
 
 
 def _endpoint_schemas() -> dict[str, Schema]:
-    endpoint = {
-        "id": UUID, "url": string(), "event_types": nullable(array(string())),
-        "description": nullable(string()), "rate_limit_per_second": nullable(integer()),
-        "ordered": boolean(), "is_default": boolean(), "enabled": boolean(),
-        "disabled_reason": nullable(string()), "disabled_at": nullable(TIME),
-        "last_success_at": nullable(TIME), "breaker": enum(("closed", "open", "half_open")),
-        "breaker_open_until": nullable(TIME), "created_at": TIME, "updated_at": TIME,
-        "filter": nullable({"type": "object"}), "priority": integer(),
-        "timeout_s": nullable(number()),
-        "headers": nullable({"type": "object", "additionalProperties": string()}),
-        "success_statuses": nullable(array(integer()))}
-    secret = string(pattern="^whsec_", description="Shown at creation and rotation only.")
     fields = _endpoint_fields()
     url = fields["url"]
     create = {name: schema for name, schema in fields.items() if name != "url"}
     return {
-        "EndpointIn": obj({"url": url}, {**create, "ordered": boolean(default=False)},
+        "EndpointIn": obj({"url": url}, {**create, "ordered": boolean(default=False),
+                                          "paused": boolean(default=False, description=(
+                                              "true: created paused."))},
                           closed=True),
         "EndpointPatch": obj({}, fields, closed=True,
                              minProperties=1, description="Only the fields given change; "
                                                           "null clears a field."),
         "WebhookConfigIn": obj({"webhook_url": url}),
-        "Endpoint": obj(endpoint),
-        "EndpointWithSecret": obj({**endpoint, "secret": secret}),
-        "RotatedEndpoint": obj({**endpoint, "secret": secret,
-                                "previous_secret_until": TIME}),
+        "Endpoint": schema_of(records.Endpoint),
+        "EndpointWithSecret": schema_of(records.NewEndpoint),
+        "RotatedEndpoint": schema_of(records.RotatedEndpoint),
         "Endpoints": obj({"endpoints": array(ref("Endpoint"))}),
-        "EndpointDeleted": obj({"id": UUID, "deleted": const(True)}),
+        "EndpointDeleted": schema_of(records.EndpointDeleted),
         "RecoverIn": obj({"since": TIME_IN}, {"until": nullable(TIME_IN)},
                          description="The window [since, until): until defaults to now, "
                                      "and since must be before it (400)."),
-        "Recovered": obj({"requeued": integer(minimum=0)}),
+        "Recovered": schema_of(records.Recovered),
         "FilterTestIn": obj({"event": obj(
             {"type": NAME, "payload": ref("Payload")},
             {"headers": {"type": "object", "maxProperties": 50,
@@ -311,40 +234,19 @@ def _endpoint_schemas() -> dict[str, Schema]:
                                  "instead of the endpoint's own (null: none)."})},
             description="An event as it would be ingested (or come from a source, with "
                         "its headers)."),
-        "FilterTest": obj({
-            "matches": boolean(), "type_matches": boolean(),
-            "event_types": nullable(array(string())), "filter": nullable({"type": "object"}),
-            "filter_tested": boolean(), "filter_matches": nullable(boolean()),
-            "conditions": array({"type": "object"}), "reason": nullable(string())}),
+        "FilterTest": schema_of(records.FilterTest),
     }
 
 
-def _delivery_fields(attempts: Schema) -> dict[str, Schema]:
-    return {"id": integer(minimum=1), "event_id": UUID, "endpoint_id": UUID,
-            "event_type": string(), "status": enum(DELIVERY_STATUSES), "attempts": attempts,
-            "response_status": nullable(integer()), "last_error": nullable(string()),
-            "next_attempt_at": TIME, "delivered_at": nullable(TIME), "created_at": TIME,
-            "updated_at": TIME, "resolved_at": nullable(TIME),
-            "resolved_by": nullable(string(description="The id of the key that resolved "
-                                                       "it: `key_` and 16 hex digits.")),
-            "resolution_note": nullable(string())}
-
-
 def _delivery_schemas() -> dict[str, Schema]:
-    attempt = obj({"attempt": integer(minimum=1), "response_status": nullable(integer()),
-                   "duration_ms": number(minimum=0), "error": nullable(string()),
-                   "response_body": nullable(string(description="Cut to 4 KiB.")),
-                   "created_at": TIME})
-    count = integer(minimum=0, description="Attempts made so far.")
     return {
-        "Delivery": obj(_delivery_fields(count)),
-        "DeliveryDetail": obj(_delivery_fields(array(
-            attempt, description="Every attempt, in order (in place of the count)."))),
+        "Delivery": schema_of(records.Delivery),
+        "DeliveryDetail": schema_of(records.DeliveryDetail),
         "Deliveries": obj({"deliveries": array(ref("Delivery")),
                            "next_cursor": next_cursor(DELIVERIES_CURSOR)}),
         "DeadLetters": obj({"deliveries": array(ref("Delivery")),
                             "next_cursor": next_cursor(DEAD_LETTER_CURSOR)}),
-        "Retried": obj({"id": integer(minimum=1), "status": const("pending")}),
+        "Retried": schema_of(records.Retried),
         **_dead_letter_schemas(),
     }
 
@@ -366,12 +268,7 @@ def _dead_letter_schemas() -> dict[str, Schema]:
                                      "not narrow; {} selects every one of the "
                                      "organization's."),
         "DeadLetterRetryIn": obj({"filter": ref("DeadLetterFilter")}, closed=True),
-        "DeadLettersRetried": obj({
-            "requeued": integer(minimum=0, description="Now pending, due now, with a "
-                                                       "fresh set of attempts."),
-            "skipped": integer(minimum=0, description="Matched, but left dead letters: "
-                                                      "their endpoint is disabled or "
-                                                      "deleted (enable it, then retry).")}),
+        "DeadLettersRetried": schema_of(records.DeadLettersRetried),
     }
 
 
@@ -390,7 +287,10 @@ def _metric_schemas() -> dict[str, Schema]:
         "QueueHealth": obj({
             "healthy": boolean(), "metrics": obj({n: integer(minimum=0) for n in counts}),
             "stats": obj({"queue_depth": integer(minimum=0),
-                          "oldest_pending_age_s": number(minimum=0), "failure_rate": rate}),
+                          "oldest_pending_age_s": number(minimum=0), "failure_rate": rate,
+                          "paused": integer(minimum=0, description=(
+                              "Waiting deliveries of paused endpoints (among `waiting`, "
+                              "`failed` and `delayed`): they go once it is resumed."))}),
             "timestamp": TIME}),
         "DeliveryStats": obj({
             "range": enum(tuple(RANGES)),

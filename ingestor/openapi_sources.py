@@ -8,6 +8,10 @@ from typing import Any
 from ingestor.openapi import links_to, operation, path_param, reply
 from ingestor.openapi_schemas import (
     NAME,
+)
+from ingestor.routes_inbound import TOKEN
+from ingestor.routes_sources import MAX_BODY
+from ingestor.shapes import (
     TIME,
     UUID,
     Schema,
@@ -21,8 +25,6 @@ from ingestor.openapi_schemas import (
     ref,
     string,
 )
-from ingestor.routes_inbound import TOKEN
-from ingestor.routes_sources import MAX_BODY
 from ingestor.source_input import (
     HEADER,
     MAX_SECRET,

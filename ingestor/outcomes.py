@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ingestor import metrics
-from ingestor.http import RETRY_AFTER_S, ApiError, unavailable
+from ingestor.errors import ApiError
+from ingestor.http import RETRY_AFTER_S, unavailable
 from ingestor.pending import (
     EventRejected,
     OutcomeUnknown,

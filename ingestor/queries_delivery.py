@@ -1,7 +1,11 @@
-"""The SQL behind the delivery, dead-letter and metrics routes, as static constants.
+"""The SQL behind the delivery, dead-letter, event and metrics operations, as static
+constants.
 
 Each query starts with its purpose and what each $n is. Every statement is scoped by
-organization. An attempt counts as a success when the receiver answered 2xx.
+organization; one that reads "$2 organization id or NULL" (a statement on one delivery
+by id) takes NULL for an operator acting across organizations (the console,
+the command line), never from the API. An attempt counts as a success when the
+receiver answered 2xx.
 """
 
 # What the API shows of a delivery; `d` is deliveries and `e` its event.
@@ -26,10 +30,10 @@ ORDER BY d.id DESC
 LIMIT $6
 """
 
-# One delivery. $1 delivery id, $2 organization id.
+# One delivery. $1 delivery id, $2 organization id or NULL.
 DELIVERY_BY_ID = "SELECT " + DELIVERY_COLUMNS + """
 FROM deliveries d JOIN events e ON e.id = d.event_id
-WHERE d.id = $1 AND d.org_id = $2
+WHERE d.id = $1 AND ($2::uuid IS NULL OR d.org_id = $2)
 """
 
 # A delivery's attempts in order. $1 delivery id (already checked to be the caller's).
@@ -39,15 +43,15 @@ FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt, id
 """
 
 # Makes a failed or dead delivery due now; a dead one gets a fresh set of attempts and
-# loses its review (resolved_*). $1 delivery id, $2 organization id. Returns no row for
-# an unknown delivery, else its status before, whether its endpoint is enabled, and
-# whether it was re-queued. The row lock makes the status read and the change one step
-# against the result writer.
+# loses its review (resolved_*). $1 delivery id, $2 organization id or NULL. Returns no
+# row for an unknown delivery, else its status before, whether its endpoint is enabled,
+# and whether it was re-queued. The row lock makes the status read and the change one
+# step against the result writer.
 RETRY_DELIVERY = """
 WITH target AS (
     SELECT d.id, d.status, ep.enabled
     FROM deliveries d JOIN endpoints ep ON ep.id = d.endpoint_id
-    WHERE d.id = $1 AND d.org_id = $2
+    WHERE d.id = $1 AND ($2::uuid IS NULL OR d.org_id = $2)
     FOR UPDATE OF d
 ), retried AS (
     UPDATE deliveries d
@@ -73,7 +77,8 @@ ORDER BY d.id
 
 # The organization's queue, reading only bounded index ranges, never its whole history:
 # - `open`: its undelivered deliveries, through its endpoints' deliveries_endpoint_open
-#   ranges (the queue stays small: settled rows leave the index);
+#   ranges (the queue stays small: settled rows leave the index), and whether their
+#   endpoint is paused (`paused`: those waiting for it to be resumed);
 # - `recent`: its latest $2 deliveries by id (deliveries_org), for `completed` and for
 #   the last hour's attempts (delivery_attempts_delivery);
 # - `dead`: its dead letters through deliveries_dead.
@@ -82,7 +87,7 @@ ORDER BY d.id
 QUEUE_HEALTH = """
 WITH open AS (
     -- LATERAL: one index range per endpoint, whatever the planner thinks of the table
-    SELECT d.status, d.next_attempt_at, d.created_at
+    SELECT d.status, d.next_attempt_at, d.created_at, ep.paused_at IS NOT NULL AS paused
     FROM endpoints AS ep
     CROSS JOIN LATERAL (
         SELECT status, next_attempt_at, created_at FROM deliveries
@@ -98,6 +103,7 @@ WITH open AS (
            count(*) FILTER (WHERE status IN ('pending', 'failed')
                               AND next_attempt_at > now()) AS delayed,
            count(*) AS depth,
+           count(*) FILTER (WHERE paused AND status IN ('pending', 'failed')) AS paused,
            min(created_at) FILTER (WHERE status IN ('pending', 'failed')) AS oldest
     FROM open
 ), recent AS (
@@ -200,15 +206,15 @@ LIMIT $9
 
 # Marks a dead letter reviewed without sending it again. Its updated_at (when it
 # became dead) is kept, so it keeps its place in the dead-letter queue. $1 delivery id,
-# $2 organization id, $3 the reviewing key's id, $4 the note or NULL. Returns no row
-# for an unknown delivery; else its status and review before (`was_*`) and, when it was
-# resolved now, the delivery (else its columns are NULL). The row lock orders this
-# against a concurrent retry or resolve of the same delivery.
+# $2 organization id or NULL, $3 who reviews it (a key id, or an operator's name), $4 the
+# note or NULL. Returns no row for an unknown delivery; else its status and review before
+# (`was_*`) and, when it was resolved now, the delivery (else its columns are NULL). The
+# row lock orders this against a concurrent retry or resolve of the same delivery.
 RESOLVE_DEAD_LETTER = """
 WITH target AS (
     SELECT d.id, d.status, d.resolved_at, d.resolved_by
     FROM deliveries d
-    WHERE d.id = $1 AND d.org_id = $2
+    WHERE d.id = $1 AND ($2::uuid IS NULL OR d.org_id = $2)
     FOR UPDATE OF d
 ), resolved AS (
     UPDATE deliveries d

@@ -1,7 +1,9 @@
-"""The SQL behind the endpoint routes, as static constants.
+"""The SQL behind the endpoint operations (ingestor.ops_endpoints), as static constants.
 
 Each query starts with its purpose and what each $n is. Every statement is scoped by
-organization, so another organization's endpoint is simply not found.
+organization, so another organization's endpoint is simply not found. A statement on
+one endpoint by id that reads "$2 organization id or NULL" takes NULL for an operator
+acting across organizations (the console, the command line), never from the API.
 """
 
 # What the API shows of an endpoint (never its secrets). `breaker` is computed here so
@@ -10,6 +12,7 @@ ENDPOINT_COLUMNS = """
 id, url, event_types, description, rate_limit_per_second, ordered, is_default, enabled,
 disabled_reason, disabled_at, last_success_at, breaker_open_until, filter::text AS filter,
 priority, timeout_s::float8 AS timeout_s, headers::text AS headers, success_statuses,
+paused_at, paused_by,
 CASE WHEN breaker_open_until IS NULL THEN 'closed'
      WHEN breaker_open_until > now() THEN 'open'
      ELSE 'half_open' END AS breaker,
@@ -19,13 +22,15 @@ created_at, updated_at
 # Creates an endpoint. $1 id, $2 organization id, $3 url, $4 event types (NULL = all),
 # $5 description, $6 rate limit per second or NULL, $7 ordered, $8 signing secret,
 # $9 filter as written (JSON text) or NULL, $10 its compiled jsonpath, $11 priority,
-# $12 timeout in seconds or NULL, $13 headers (JSON text) or NULL, $14 success statuses.
+# $12 timeout in seconds or NULL, $13 headers (JSON text) or NULL, $14 success statuses,
+# $15 created paused, $16 who pauses it (when $15).
 INSERT_ENDPOINT = """
 INSERT INTO endpoints (id, org_id, url, event_types, description, rate_limit_per_second,
                        ordered, secret, filter, filter_path, priority, timeout_s, headers,
-                       success_statuses)
+                       success_statuses, paused_at, paused_by)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonpath, $11, $12, $13::jsonb,
-        $14::smallint[])
+        $14::smallint[], CASE WHEN $15::boolean THEN now() END,
+        CASE WHEN $15::boolean THEN $16::text END)
 RETURNING secret, """ + ENDPOINT_COLUMNS
 
 # Sets the organization's default endpoint (every event type): creates it, or changes
@@ -45,9 +50,10 @@ LIST_ENDPOINTS = "SELECT " + ENDPOINT_COLUMNS + """
 FROM endpoints WHERE org_id = $1 AND deleted_at IS NULL ORDER BY created_at, id
 """
 
-# One endpoint. $1 endpoint id, $2 organization id.
+# One endpoint. $1 endpoint id, $2 organization id or NULL.
 ENDPOINT_BY_ID = "SELECT " + ENDPOINT_COLUMNS + """
-FROM endpoints WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL
+FROM endpoints
+WHERE id = $1 AND ($2::uuid IS NULL OR org_id = $2) AND deleted_at IS NULL
 """
 
 # Changes the fields named in $3 and leaves the others as they are, so a null given
@@ -55,7 +61,9 @@ FROM endpoints WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL
 # $1 endpoint id, $2 organization id, $3 names of the fields given, $4 url,
 # $5 event types, $6 description, $7 rate limit per second, $8 ordered, $9 filter (JSON
 # text), $10 its jsonpath, $11 priority, $12 timeout, $13 headers (JSON text),
-# $14 success statuses.
+# $14 success statuses, $15 paused, $16 who pauses it. Pausing a paused endpoint keeps
+# when and by whom it was first paused; resuming one restarts its auto-disable clock
+# (resumed_at). On the right of SET, every column still holds its old value.
 UPDATE_ENDPOINT = """
 UPDATE endpoints SET
     url = CASE WHEN 'url' = ANY($3::text[]) THEN $4::text ELSE url END,
@@ -74,6 +82,12 @@ UPDATE endpoints SET
     headers = CASE WHEN 'headers' = ANY($3::text[]) THEN $13::jsonb ELSE headers END,
     success_statuses = CASE WHEN 'success_statuses' = ANY($3::text[])
                             THEN $14::smallint[] ELSE success_statuses END,
+    paused_at = CASE WHEN 'paused' <> ALL($3::text[]) THEN paused_at
+                     WHEN $15::boolean THEN coalesce(paused_at, now()) END,
+    paused_by = CASE WHEN 'paused' <> ALL($3::text[]) THEN paused_by
+                     WHEN $15::boolean THEN coalesce(paused_by, $16::text) END,
+    resumed_at = CASE WHEN 'paused' = ANY($3::text[]) AND NOT $15::boolean
+                           AND paused_at IS NOT NULL THEN now() ELSE resumed_at END,
     updated_at = now()
 WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL
 RETURNING """ + ENDPOINT_COLUMNS
@@ -121,14 +135,51 @@ SET previous_secret = secret, previous_secret_until = now() + interval '24 hours
 WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL
 RETURNING secret, previous_secret_until, """ + ENDPOINT_COLUMNS
 
-# Enables an endpoint, closes its breaker and restarts its auto-disable clock.
-# $1 endpoint id, $2 organization id.
+# Enables an endpoint, closes its breaker and restarts its auto-disable clock; a paused
+# endpoint stays paused. $1 endpoint id, $2 organization id or NULL.
 ENABLE_ENDPOINT = """
 UPDATE endpoints
 SET enabled = true, disabled_reason = NULL, disabled_at = NULL, consecutive_failures = 0,
     breaker_open_until = NULL, breaker_cooldown_s = NULL, last_success_at = now(),
     updated_at = now()
-WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL
+WHERE id = $1 AND ($2::uuid IS NULL OR org_id = $2) AND deleted_at IS NULL
+RETURNING """ + ENDPOINT_COLUMNS
+
+# Disables an endpoint, as the node does after TRIGGERD_DISABLE_AFTER: it receives
+# nothing, and the Rescuer makes its undelivered deliveries dead letters. Disabling a
+# disabled endpoint keeps its first reason. $1 endpoint id, $2 organization id or
+# NULL, $3 the reason.
+DISABLE_ENDPOINT = """
+UPDATE endpoints
+SET enabled = false,
+    disabled_reason = CASE WHEN enabled THEN $3::text ELSE disabled_reason END,
+    disabled_at = CASE WHEN enabled THEN now() ELSE disabled_at END,
+    updated_at = CASE WHEN enabled THEN now() ELSE updated_at END
+WHERE id = $1 AND ($2::uuid IS NULL OR org_id = $2) AND deleted_at IS NULL
+RETURNING """ + ENDPOINT_COLUMNS
+
+# Pauses an endpoint: its deliveries are still routed to it and wait, and the claim
+# (workers/queries.py HELD_ENDPOINTS) takes none of them. Idempotent: pausing a paused
+# endpoint changes nothing (the first pause's time and author stand).
+# $1 endpoint id, $2 organization id or NULL, $3 who pauses it.
+PAUSE_ENDPOINT = """
+UPDATE endpoints
+SET paused_at = coalesce(paused_at, now()), paused_by = coalesce(paused_by, $3::text),
+    updated_at = CASE WHEN paused_at IS NULL THEN now() ELSE updated_at END
+WHERE id = $1 AND ($2::uuid IS NULL OR org_id = $2) AND deleted_at IS NULL
+RETURNING """ + ENDPOINT_COLUMNS
+
+# Resumes an endpoint: the claim takes its waiting deliveries again, in their order.
+# Its auto-disable clock restarts now (resumed_at): the time it spent paused never
+# counts against the receiver. Idempotent: resuming an endpoint that is not paused
+# changes nothing. A disabled endpoint stays disabled (enable it too).
+# $1 endpoint id, $2 organization id or NULL.
+RESUME_ENDPOINT = """
+UPDATE endpoints
+SET paused_at = NULL, paused_by = NULL,
+    resumed_at = CASE WHEN paused_at IS NOT NULL THEN now() ELSE resumed_at END,
+    updated_at = CASE WHEN paused_at IS NOT NULL THEN now() ELSE updated_at END
+WHERE id = $1 AND ($2::uuid IS NULL OR org_id = $2) AND deleted_at IS NULL
 RETURNING """ + ENDPOINT_COLUMNS
 
 # Re-queues one batch of an enabled endpoint's failed and dead deliveries created in

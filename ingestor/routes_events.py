@@ -1,16 +1,18 @@
-"""POST /api/events, POST /api/events/batch, GET /api/events/{id}."""
+"""POST /api/events, POST /api/events/batch (through the group-commit writer,
+`Ingest.submit`), GET /api/events/{id} (ingestor.ops_events)."""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
 
-import orjson
 from aiohttp import web
 
-from ingestor import queries, queries_delivery
-from ingestor.context import Ingest
-from ingestor.http import ApiError, json_response, read_json
+from ingestor import ops_events
+from ingestor.calls import Call, keyed
+from ingestor.context import INGEST as INGEST
+from ingestor.errors import ApiError
+from ingestor.http import json_response, read_json
 from ingestor.ids import parse_uuid
 from ingestor.validation import (
     MAX_BATCH_BYTES,
@@ -20,7 +22,6 @@ from ingestor.validation import (
     parse_event,
 )
 
-INGEST = web.AppKey("ingest", Ingest)
 routes = web.RouteTableDef()
 
 
@@ -64,27 +65,10 @@ async def post_batch(request: web.Request) -> web.Response:
 
 # Not "batch": GET /api/events/batch is a 405 (Allow: POST), not an event id to refuse.
 @routes.get(r"/api/events/{event_id:(?!batch$)[^/]+}")
-async def get_event(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    org, limit = await ingest.admit(request)
-    event_id = path_event_id(request)
-    row = await ingest.pool().fetchrow(queries.EVENT_BY_ID, event_id, org.id)
-    if row is None:
-        raise ApiError(404, "Event not found")
-    event = event_json(row)
-    event["acknowledged_at"] = row["acknowledged_at"]
-    event["source_id"] = None if row["source_id"] is None else str(row["source_id"])
-    event["provider_id"] = row["provider_id"]
-    event["headers"] = None if row["headers"] is None else orjson.loads(row["headers"])
-    event["routing_note"] = row["routing_note"]
-    deliveries = await ingest.pool().fetch(queries_delivery.EVENT_DELIVERIES, event_id, org.id)
-    event["deliveries"] = [{"endpoint_id": str(d["endpoint_id"]), "url": d["url"],
-                            "status": d["status"], "attempts": d["attempts"],
-                            "response_status": d["response_status"],
-                            "last_error": d["last_error"],
-                            "next_attempt_at": d["next_attempt_at"],
-                            "delivered_at": d["delivered_at"]} for d in deliveries]
-    return json_response(event, headers=limit.headers())
+@keyed
+async def get_event(call: Call) -> web.Response:
+    return call.reply(await ops_events.get_event(call.db, call.org.id,
+                                                 path_event_id(call.request)))
 
 
 def path_event_id(request: web.Request) -> UUID:
@@ -93,9 +77,3 @@ def path_event_id(request: web.Request) -> UUID:
     if event_id is None:
         raise ApiError(400, "event id must be a UUID")
     return event_id
-
-
-def event_json(row: Any) -> dict[str, Any]:
-    """An event row as the API shows it; the stored payload is passed through unparsed."""
-    return {"id": str(row["id"]), "type": row["type"], "payload": orjson.Fragment(row["payload"]),
-            "dedup_id": row["dedup_id"], "status": row["status"], "created_at": row["created_at"]}

@@ -20,7 +20,8 @@ from aiohttp import web
 
 from ingestor import patterns
 from ingestor.auth import Org
-from ingestor.http import ApiError, json_response, read_body
+from ingestor.errors import ApiError
+from ingestor.http import json_response, read_body
 from ingestor.routes_events import INGEST
 from ingestor.source_kinds import Source, event_type, provider_id
 from ingestor.source_schemes import Rejected, verify

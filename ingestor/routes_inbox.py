@@ -1,74 +1,52 @@
-"""GET /api/inbox, POST /api/ack/{event_id}, POST /api/ack (bulk)."""
+"""GET /api/inbox, POST /api/ack/{event_id}, POST /api/ack (bulk): each handler parses,
+calls its operation (ingestor.ops_events) and renders the record it returns."""
 
 from __future__ import annotations
 
-from uuid import UUID
+from typing import Any
 
 from aiohttp import web
 
-from ingestor import queries
-from ingestor.http import (
-    ApiError,
-    CursorShape,
-    decode_cursor,
-    json_response,
-    page_of,
-    query_choice,
-    query_int,
-    query_text,
-    read_json,
-)
+from ingestor import ops_events as ops
+from ingestor.calls import Call, keyed
+from ingestor.errors import ApiError
+from ingestor.http import query_choice, query_int, query_param, query_text, read_json
 from ingestor.ids import parse_uuid
-from ingestor.routes_events import INGEST, event_json, path_event_id
+from ingestor.routes_events import path_event_id
 
 routes = web.RouteTableDef()
 
-INBOX_STATUSES = ("pending", "delivered", "failed", "cancelled")
-MAX_ACK = 1_000
-# An event id: any 16 bytes are a position.
-INBOX_CURSOR = CursorShape(16, r"^[A-Za-z0-9_-]{22}$")
+ACK_BODY = 256 * 1024
 
 
 @routes.get("/api/inbox")
-async def inbox(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    org, limit_headers = await ingest.admit(request)
+@keyed
+async def inbox(call: Call) -> web.Response:
+    request = call.request
     limit = query_int(request, "limit", 50, 1, 1000)
-    status = query_choice(request, "status", INBOX_STATUSES)
-    type_ = query_text(request, "type")
-    position = decode_cursor(request, INBOX_CURSOR)
-    cursor = None if position is None else UUID(bytes=position)
-    rows = await ingest.pool().fetch(queries.INBOX, org.id, status, type_, cursor, limit + 1)
-    page, next_cursor = page_of(rows, limit, lambda row: row["id"].bytes)
-    return json_response({"events": [event_json(r) for r in page], "next_cursor": next_cursor},
-                         headers=limit_headers.headers())
+    status: Any = query_choice(request, "status", ops.INBOX_STATUSES)
+    page = await ops.inbox(call.db, call.org.id, status=status,
+                           type_=query_text(request, "type"), limit=limit,
+                           cursor=query_param(request, "cursor"))
+    return call.reply({"events": page.items, "next_cursor": page.next_cursor})
 
 
 @routes.post("/api/ack/{event_id}")
-async def ack_one(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    org, limit = await ingest.admit(request)
-    event_id = path_event_id(request)
-    rows = await ingest.pool().fetch(queries.ACK, [event_id], org.id)
-    if not rows:
-        raise ApiError(404, "Event not found")
-    return json_response({"id": str(event_id), "acknowledged": True}, headers=limit.headers())
+@keyed
+async def ack_one(call: Call) -> web.Response:
+    return call.reply(await ops.ack_event(call.db, call.org.id, path_event_id(call.request)))
 
 
 @routes.post("/api/ack")
-async def ack_many(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    org, limit = await ingest.admit(request)
-    body = await read_json(request, 256 * 1024)
+@keyed
+async def ack_many(call: Call) -> web.Response:
+    body = await read_json(call.request, ACK_BODY)
     raw_ids = body.get("event_ids") if isinstance(body, dict) else None
-    if not isinstance(raw_ids, list) or not 1 <= len(raw_ids) <= MAX_ACK:
-        raise ApiError(400, f"event_ids must be an array of 1 to {MAX_ACK} event ids")
+    if not isinstance(raw_ids, list) or not 1 <= len(raw_ids) <= ops.MAX_ACK:
+        raise ApiError(400, f"event_ids must be an array of 1 to {ops.MAX_ACK} event ids")
     ids = [parse_uuid(raw) if isinstance(raw, str) else None for raw in raw_ids]
     bad = [i for i, parsed in enumerate(ids) if parsed is None]
     if bad:
         raise ApiError(400, f"event_ids[{bad[0]}] is not a UUID", index=bad[0])
-    rows = await ingest.pool().fetch(queries.ACK, ids, org.id)
-    found = {r["id"] for r in rows}
-    missing = [str(i) for i in dict.fromkeys(ids) if i not in found]
-    return json_response({"acknowledged": len(found), "not_found": missing},
-                         headers=limit.headers())
+    return call.reply(await ops.ack_events(call.db, call.org.id,
+                                           [i for i in ids if i is not None]))

@@ -1,13 +1,18 @@
-"""POST /api/keys/generate, GET /api/keys, POST /api/keys/rotate."""
+"""POST /api/keys/generate, GET /api/keys, POST /api/keys/rotate: each handler parses,
+calls its operation (ingestor.ops_orgs) and renders the record it returns."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from ingestor import patterns, queries
+from ingestor import ops_orgs, patterns
 from ingestor.auth import TIER_LIMITS, check_admin, is_admin, presented_key
-from ingestor.http import ApiError, json_response, read_json
-from ingestor.routes_events import INGEST
+from ingestor.calls import Call, keyed
+from ingestor.context import INGEST
+from ingestor.errors import ApiError
+from ingestor.http import json_response, read_json
+from ingestor.records import RotatedKey
+from ingestor.shapes import to_json
 
 routes = web.RouteTableDef()
 
@@ -34,31 +39,20 @@ async def generate(request: web.Request) -> web.Response:
     if tier != "free" and not admin:
         raise ApiError(403, "Choosing a tier needs the admin token (Authorization: Bearer "
                             "<TRIGGERD_ADMIN_TOKEN>); open signup creates free organizations")
-    key, org, _ = await ingest.keys.create_org(name.strip(), tier)
-    return json_response({"api_key": key, "organization_id": str(org.id),
-                          "organization_name": org.name, "tier": org.tier,
-                          "rate_limit_per_minute": org.rate_limit_per_minute}, 201)
+    created = await ops_orgs.create_organization(ingest.pool(), name.strip(), tier,
+                                                 ingest.keys.tier_limits)
+    return json_response(to_json(created), 201)
 
 
 @routes.get("/api/keys")
-async def describe(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    org, limit = await ingest.admit(request)
-    row = await ingest.pool().fetchrow(queries.ORG_SUMMARY, org.id)
-    if row is None:
-        raise ApiError(404, "Organization not found")
-    return json_response({"organization_id": str(org.id), "organization_name": row["name"],
-                          "tier": row["tier"], "rate_limit_per_minute": org.rate_limit_per_minute,
-                          "active_keys": row["active_keys"], "created_at": row["created_at"]},
-                         headers=limit.headers())
+@keyed
+async def describe(call: Call) -> web.Response:
+    return call.reply(await ops_orgs.get_organization(call.db, call.org.id,
+                                                      call.ingest.keys.tier_limits))
 
 
 @routes.post("/api/keys/rotate")
-async def rotate(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    org, limit = await ingest.admit(request)
-    old = presented_key(request) or ""
-    key = await ingest.keys.rotate(org, old)
-    return json_response({"api_key": key, "organization_id": str(org.id),
-                          "message": "Key rotated; the previous key is refused from now on"},
-                         headers=limit.headers())
+@keyed
+async def rotate(call: Call) -> web.Response:
+    key = await call.ingest.keys.rotate(call.org, presented_key(call.request) or "")
+    return call.reply(RotatedKey(key, call.org.id))

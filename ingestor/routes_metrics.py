@@ -11,25 +11,11 @@ from typing import Any
 from aiohttp import web
 
 from ingestor import dead_letters
+from ingestor import ops_deliveries as ops
 from ingestor import queries_delivery as q
-from ingestor.http import (
-    CursorShape,
-    json_response,
-    page_of,
-    query_choice,
-    query_int,
-    read_json,
-)
-from ingestor.routes_deliveries import (
-    delivery_id,
-    delivery_json,
-    from_micros,
-    int_position,
-    micros,
-    read_int_cursor,
-    retry,
-)
-from ingestor.routes_events import INGEST
+from ingestor.calls import Call, keyed
+from ingestor.http import query_choice, query_int, query_param, read_json
+from ingestor.routes_deliveries import deliveries_page, delivery_id
 
 routes = web.RouteTableDef()
 
@@ -38,9 +24,6 @@ MAX_EVENT_TYPES = 100
 UNHEALTHY_FAILURE_RATE = 0.5
 UNHEALTHY_AGE_S = 300.0
 QUEUE_HEALTH_CAP = 100_000  # rows each part of the queue-health query reads at most
-# (microseconds since 1970, delivery id); the first byte of the time is zero, so every
-# position's time falls between 1970 and 4253.
-DEAD_LETTER_CURSOR = CursorShape(16, r"^A[A-P][A-Za-z0-9_-]{20}$")
 
 
 def _rate(part: int, whole: int) -> float:
@@ -48,19 +31,18 @@ def _rate(part: int, whole: int) -> float:
 
 
 @routes.get("/api/webhook-metrics/queue-health")
-async def queue_health(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    org, limit = await ingest.admit(request)
-    row = await ingest.pool().fetchrow(q.QUEUE_HEALTH, org.id, QUEUE_HEALTH_CAP)
+@keyed
+async def queue_health(call: Call) -> web.Response:
+    row = await call.db.fetchrow(q.QUEUE_HEALTH, call.org.id, QUEUE_HEALTH_CAP)
     failure_rate = _rate(row["failures"], row["attempts"])
     oldest = round(row["oldest_age_s"], 3)
-    return json_response({
+    return call.reply({
         "healthy": failure_rate < UNHEALTHY_FAILURE_RATE and oldest < UNHEALTHY_AGE_S,
         "metrics": {name: row[name] for name in
                     ("waiting", "active", "completed", "failed", "delayed", "dead_letter")},
         "stats": {"queue_depth": row["depth"], "oldest_pending_age_s": oldest,
-                  "failure_rate": failure_rate},
-        "timestamp": row["at"]}, headers=limit.headers())
+                  "failure_rate": failure_rate, "paused": row["paused"]},
+        "timestamp": row["at"]})
 
 
 def _latency(percentiles: list[float] | None) -> dict[str, float | None]:
@@ -72,11 +54,11 @@ def _latency(percentiles: list[float] | None) -> dict[str, float | None]:
 
 
 @routes.get("/api/webhook-metrics/delivery-stats")
-async def delivery_stats(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    org, limit = await ingest.admit(request)
-    range_ = query_choice(request, "range", tuple(RANGES)) or "24h"
-    async with ingest.pool().acquire() as conn:
+@keyed
+async def delivery_stats(call: Call) -> web.Response:
+    org = call.org
+    range_ = query_choice(call.request, "range", tuple(RANGES)) or "24h"
+    async with call.db.acquire() as conn:
         # One snapshot, so the summary and the per-type rows add up.
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             row = await conn.fetchrow(q.DELIVERY_STATS, org.id, RANGES[range_])
@@ -90,55 +72,42 @@ async def delivery_stats(request: web.Request) -> web.Response:
     by_type = [{"event_type": t["event_type"], "total": t["total"],
                 "delivered": t["delivered"], "dead_letter": t["dead_letter"],
                 "success_rate": _rate(t["delivered"], t["total"])} for t in types]
-    return json_response({"range": range_, "summary": summary, "by_event_type": by_type},
-                         headers=limit.headers())
+    return call.reply({"range": range_, "summary": summary, "by_event_type": by_type})
 
 
 @routes.get("/api/webhook-metrics/recent-failures")
-async def recent_failures(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    org, limit_headers = await ingest.admit(request)
-    limit = query_int(request, "limit", 20, 1, 100)
-    rows = await ingest.pool().fetch(q.RECENT_FAILURES, org.id, limit)
+@keyed
+async def recent_failures(call: Call) -> web.Response:
+    limit = query_int(call.request, "limit", 20, 1, 100)
+    rows = await call.db.fetch(q.RECENT_FAILURES, call.org.id, limit)
     failures = [{"delivery_id": r["delivery_id"], "event_id": str(r["event_id"]),
                  "event_type": r["event_type"], "endpoint_id": str(r["endpoint_id"]),
                  "endpoint_url": r["url"], "attempt": r["attempt"],
                  "response_status": r["response_status"], "error": r["error"],
                  "created_at": r["created_at"]} for r in rows]
-    return json_response({"failures": failures}, headers=limit_headers.headers())
+    return call.reply({"failures": failures})
 
 
 @routes.get("/api/webhook-metrics/dead-letter-queue")
-async def dead_letter_queue(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    org, limit_headers = await ingest.admit(request)
-    limit = query_int(request, "limit", 50, 1, 1000)
-    selected = dead_letters.filter_from_query(request)
-    position = read_int_cursor(request, DEAD_LETTER_CURSOR)
-    after, after_id = None, None
-    if position is not None:
-        at_us, after_id = position
-        after = from_micros(at_us)
-    rows = await ingest.pool().fetch(q.DEAD_LETTERS, org.id, *selected.args(), after,
-                                     after_id, limit + 1)
-    page, next_cursor = page_of(
-        rows, limit, lambda row: int_position(micros(row["updated_at"]), row["id"]))
-    return json_response({"deliveries": [delivery_json(r) for r in page],
-                          "next_cursor": next_cursor}, headers=limit_headers.headers())
+@keyed
+async def dead_letter_queue(call: Call) -> web.Response:
+    limit = query_int(call.request, "limit", 50, 1, 1000)
+    selected = dead_letters.filter_from_query(call.request)
+    page = await ops.list_dead_letters(call.db, call.org.id, selected, limit=limit,
+                                       cursor=query_param(call.request, "cursor"))
+    return call.reply(deliveries_page(page))
 
 
 @routes.post("/api/webhook-metrics/retry-failed/{delivery_id}")
-async def retry_failed(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    org, limit = await ingest.admit(request)
-    body = await retry(ingest, org, delivery_id(request))
-    return json_response(body, 202, limit.headers())
+@keyed
+async def retry_failed(call: Call) -> web.Response:
+    return call.reply(await ops.retry_delivery(call.db, call.org.id,
+                                               delivery_id(call.request)), 202)
 
 
 @routes.post("/api/webhook-metrics/dead-letter-queue/retry")
-async def retry_dead_letters(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    org, limit = await ingest.admit(request)
-    selected = dead_letters.filter_from_body(await read_json(request, dead_letters.MAX_BODY))
-    requeued, skipped = await dead_letters.retry_matching(ingest.pool, org.id, selected)
-    return json_response({"requeued": requeued, "skipped": skipped}, 202, limit.headers())
+@keyed
+async def retry_dead_letters(call: Call) -> web.Response:
+    body = await read_json(call.request, dead_letters.MAX_BODY)
+    return call.reply(await ops.retry_dead_letters(call.db, call.org.id,
+                                                   dead_letters.filter_from_body(body)), 202)

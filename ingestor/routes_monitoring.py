@@ -16,16 +16,9 @@ import asyncpg
 from aiohttp import web
 
 from ingestor import queries_monitoring as q
-from ingestor.http import (
-    CursorShape,
-    json_response,
-    page_of,
-    query_choice,
-    query_int,
-    unavailable,
-)
-from ingestor.routes_deliveries import int_position, read_int_cursor
-from ingestor.routes_events import INGEST
+from ingestor.calls import Call, keyed
+from ingestor.cursors import ID_CURSOR, int_cursor, int_position, page_of
+from ingestor.http import query_choice, query_int, query_param, unavailable
 from ingestor.routes_metrics import RANGES
 
 routes = web.RouteTableDef()
@@ -34,8 +27,7 @@ PERFORMANCE_CAP = 200_000  # attempts read at most, the latest of the range
 MAX_GROUPS = 100  # endpoints, and event types, returned at most (largest first)
 STATEMENT_TIMEOUT_MS = 2_000
 PERCENTILES = ("p50", "p95", "p99")
-# An alert id: any 64-bit integer is a position.
-ALERTS_CURSOR = CursorShape(8, r"^[A-Za-z0-9_-]{11}$")
+ALERTS_CURSOR = ID_CURSOR
 MAX_ALERTS_PAGE = 1000
 
 
@@ -67,11 +59,10 @@ async def _performance_rows(pool: asyncpg.Pool, org_id: Any, range_: str) -> lis
 
 
 @routes.get("/api/webhook-metrics/performance")
-async def performance(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    org, limit = await ingest.admit(request)
-    range_ = query_choice(request, "range", tuple(RANGES)) or "24h"
-    rows = await _performance_rows(ingest.pool(), org.id, range_)
+@keyed
+async def performance(call: Call) -> web.Response:
+    range_ = query_choice(call.request, "range", tuple(RANGES)) or "24h"
+    rows = await _performance_rows(call.db, call.org.id, range_)
     total = next(r for r in rows if r["dimension"] == "total")
     groups = sorted((r for r in rows if r["dimension"] != "total"),
                     key=lambda r: (-r["attempts"], r["key"]))
@@ -79,24 +70,21 @@ async def performance(request: web.Request) -> web.Response:
                    for r in groups if r["dimension"] == "endpoint"]
     by_type = [{"event_type": r["key"], **_group(r)}
                for r in groups if r["dimension"] == "event_type"]
-    return json_response({"range": range_, "by_endpoint": by_endpoint,
-                          "by_event_type": by_type,
-                          "sampled": total["attempts"] >= PERFORMANCE_CAP,
-                          "timestamp": total["at"]}, headers=limit.headers())
+    return call.reply({"range": range_, "by_endpoint": by_endpoint,
+                       "by_event_type": by_type, "sampled": total["attempts"] >= PERFORMANCE_CAP,
+                       "timestamp": total["at"]})
 
 
 @routes.get("/api/webhook-metrics/alerts")
-async def alerts(request: web.Request) -> web.Response:
-    ingest = request.app[INGEST]
-    org, limit_headers = await ingest.admit(request)
-    limit = query_int(request, "limit", 50, 1, MAX_ALERTS_PAGE)
-    position = read_int_cursor(request, ALERTS_CURSOR)
+@keyed
+async def alerts(call: Call) -> web.Response:
+    limit = query_int(call.request, "limit", 50, 1, MAX_ALERTS_PAGE)
+    position = int_cursor(query_param(call.request, "cursor"), ALERTS_CURSOR)
     cursor = None if position is None else position[0]
-    rows = await ingest.pool().fetch(q.ALERTS, org.id, cursor, limit + 1)
+    rows = await call.db.fetch(q.ALERTS, call.org.id, cursor, limit + 1)
     page, next_cursor = page_of(rows, limit, lambda row: int_position(row["id"]))
     body = [{"id": r["id"], "kind": r["kind"],
              "endpoint_id": None if r["endpoint_id"] is None else str(r["endpoint_id"]),
              "message": r["message"], "status": r["status"], "error": r["error"],
              "created_at": r["created_at"]} for r in page]
-    return json_response({"alerts": body, "next_cursor": next_cursor},
-                         headers=limit_headers.headers())
+    return call.reply({"alerts": body, "next_cursor": next_cursor})

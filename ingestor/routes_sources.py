@@ -17,7 +17,8 @@ import orjson
 from aiohttp import web
 
 from ingestor import queries_sources as q
-from ingestor.http import ApiError, json_response, read_json
+from ingestor.errors import ApiError
+from ingestor.http import json_response, read_json
 from ingestor.ids import new_webhook_secret, parse_uuid, uuid7
 from ingestor.routes_events import INGEST
 from ingestor.routes_inbound import SOURCES, TOKEN_PREFIX

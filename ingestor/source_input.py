@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from ingestor import patterns
-from ingestor.http import ApiError
+from ingestor.errors import ApiError
 from ingestor.source_kinds import KINDS
 from ingestor.source_schemes import (
     ALGORITHMS,

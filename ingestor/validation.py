@@ -23,7 +23,7 @@ from uuid import UUID
 import orjson
 
 from ingestor import patterns
-from ingestor.http import ApiError
+from ingestor.errors import ApiError
 
 MAX_EVENT_BYTES = 256 * 1024
 MAX_EVENT_BODY = 2 * MAX_EVENT_BYTES  # the request around one payload: room for whitespace

@@ -108,7 +108,7 @@ async def _migrate(pool: asyncpg.Pool) -> None:
 async def _create_key(pool: asyncpg.Pool, org: str, tier: str) -> None:
     from ingestor.auth import KeyStore
 
-    key, created, _ = await KeyStore(lambda: pool).create_org(org, tier)
+    key, created = await KeyStore(lambda: pool).create_org(org, tier)
     print(f"organization_id: {created.id}\ntier: {created.tier}\napi_key: {key}")
 
 

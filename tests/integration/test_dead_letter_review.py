@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from ingestor import dead_letters
+from ingestor import dead_letters, ops_deliveries
 from ingestor import queries_delivery as q
 from tests.conftest import Api
 from tests.integration.delivery_helpers import insert_delivery, new_endpoint, new_event
@@ -245,7 +245,7 @@ async def test_bulk_retry_by_time_and_review(api: Api, db: asyncpg.Connection) -
 
 async def test_bulk_retry_in_batches_skips_disabled_and_deleted_endpoints(
         api: Api, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dead_letters, "RETRY_BATCH", 3)
+    monkeypatch.setattr(ops_deliveries, "RETRY_BATCH", 3)
     key = await api.new_org()
     live, off, gone = [await new_endpoint(api, key) for _ in range(3)]
     made: dict[str, list[int]] = {"live": [], "off": [], "gone": []}

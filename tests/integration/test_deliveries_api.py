@@ -154,7 +154,7 @@ async def test_queue_health_counts(api: Api, db: asyncpg.Connection) -> None:
     key = await api.new_org()
     _, body, _ = await api.call("GET", "/api/webhook-metrics/queue-health", key)
     assert body["healthy"] is True and body["stats"] == {
-        "queue_depth": 0, "oldest_pending_age_s": 0, "failure_rate": 0}
+        "queue_depth": 0, "oldest_pending_age_s": 0, "failure_rate": 0, "paused": 0}
     ep = await new_endpoint(api, key)
     now = datetime.now(UTC)
     rows = [("pending", now - timedelta(minutes=10), now - timedelta(seconds=1)),  # waiting
@@ -185,6 +185,10 @@ async def test_queue_health_counts(api: Api, db: asyncpg.Connection) -> None:
     await insert_attempt(db, made[6], 2, 200)
     _, body, _ = await api.call("GET", "/api/webhook-metrics/queue-health", key)
     assert body["stats"]["failure_rate"] == 0.4 and body["healthy"] is True
+    assert body["stats"]["paused"] == 0
+    await api.call("POST", f"/api/endpoints/{ep['id']}/pause", key)
+    _, body, _ = await api.call("GET", "/api/webhook-metrics/queue-health", key)
+    assert body["stats"]["paused"] == 5  # its pending and failed ones, not the one in flight
 
 
 async def test_delivery_stats(api: Api, db: asyncpg.Connection) -> None:

@@ -17,7 +17,7 @@ from tests.integration.delivery_helpers import PUBLIC_URL, insert_delivery, new_
 FIELDS = {"id", "url", "event_types", "description", "rate_limit_per_second", "ordered",
           "is_default", "enabled", "disabled_reason", "disabled_at", "last_success_at",
           "breaker", "breaker_open_until", "created_at", "updated_at", "filter", "priority",
-          "timeout_s", "headers", "success_statuses"}
+          "timeout_s", "headers", "success_statuses", "paused", "paused_at", "paused_by"}
 PRIVATE_URLS = ["http://127.0.0.1:8080/hook", "http://localhost/hook", "https://10.0.0.1/x",
                 "http://169.254.169.254/latest/meta-data", "http://[::1]:9000/",
                 "http://224.0.0.1/", "http://0.0.0.0/", "http://[::ffff:127.0.0.1]/",

@@ -159,6 +159,9 @@ async def test_every_operation_answers_as_documented(api: Api, db: Any,
     await call("PATCH", "/api/endpoints/{endpoint_id}", 200, key, json={"description": "d"})
     await call("POST", "/api/endpoints/{endpoint_id}/rotate-secret", 200, key)
     await call("POST", "/api/endpoints/{endpoint_id}/enable", 200, key)
+    await call("POST", "/api/endpoints/{endpoint_id}/pause", 200, key)
+    await call("POST", "/api/endpoints/{endpoint_id}/resume", 200, key)
+    await call("PATCH", "/api/endpoints/{endpoint_id}", 200, key, json={"paused": True})
     await call("PATCH", "/api/endpoints/{endpoint_id}", 200, key, json={
         "filter": {"data": {"n": {"$gte": 1}}}, "priority": 8, "timeout_s": 2.5,
         "headers": {"X-Tenant": "t"}, "success_statuses": [200, 204]})
