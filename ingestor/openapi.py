@@ -22,10 +22,10 @@ from ingestor.openapi_schemas import (
 )
 from ingestor.ops_deliveries import DEAD_LETTER_CURSOR, DELIVERIES_CURSOR
 from ingestor.ops_events import INBOX_CURSOR, INBOX_STATUSES, MAX_ACK
+from ingestor.ops_metrics import RANGES
 from ingestor.records import DELIVERY_STATUSES
 from ingestor.routes_endpoints import MAX_BODY as ENDPOINT_BODY
 from ingestor.routes_inbox import ACK_BODY
-from ingestor.routes_metrics import RANGES
 from ingestor.shapes import (
     UUID,
     Schema,

@@ -8,7 +8,7 @@ from ingestor.openapi import cursor_param, limit, operation, query, reply
 from ingestor.openapi_schemas import (
     next_cursor,
 )
-from ingestor.routes_metrics import RANGES
+from ingestor.ops_metrics import RANGES
 from ingestor.routes_monitoring import (
     ALERTS_CURSOR,
     MAX_ALERTS_PAGE,

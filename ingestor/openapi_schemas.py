@@ -8,7 +8,7 @@ helpers live in `ingestor.shapes`.
 
 from __future__ import annotations
 
-from ingestor import patterns, records
+from ingestor import patterns, records, records_metrics
 from ingestor.auth import TIER_LIMITS
 from ingestor.cursors import CursorShape
 from ingestor.dead_letters import MAX_EVENT_TYPE as MAX_DEAD_TYPE
@@ -33,7 +33,6 @@ from ingestor.ops_deliveries import DEAD_LETTER_CURSOR, DELIVERIES_CURSOR
 from ingestor.ops_events import INBOX_CURSOR, MAX_ACK
 from ingestor.records import DELIVERY_STATUSES
 from ingestor.routes_keys import MAX_ORG_NAME
-from ingestor.routes_metrics import RANGES
 from ingestor.shapes import (
     TIME,
     UUID,
@@ -273,32 +272,10 @@ def _dead_letter_schemas() -> dict[str, Schema]:
 
 
 def _metric_schemas() -> dict[str, Schema]:
-    counts = ("waiting", "active", "completed", "failed", "delayed", "dead_letter")
-    totals = ("total", "delivered", "failed", "dead_letter", "pending")
-    rate = number(minimum=0, maximum=1)
-    latency = nullable(number(description="Milliseconds; null without a success."))
-    by_type = obj({"event_type": string(), "total": integer(), "delivered": integer(),
-                   "dead_letter": integer(), "success_rate": rate})
-    failure = obj({"delivery_id": integer(minimum=1), "event_id": UUID,
-                   "event_type": string(), "endpoint_id": UUID, "endpoint_url": string(),
-                   "attempt": integer(minimum=1), "response_status": nullable(integer()),
-                   "error": nullable(string()), "created_at": TIME})
     return {
-        "QueueHealth": obj({
-            "healthy": boolean(), "metrics": obj({n: integer(minimum=0) for n in counts}),
-            "stats": obj({"queue_depth": integer(minimum=0),
-                          "oldest_pending_age_s": number(minimum=0), "failure_rate": rate,
-                          "paused": integer(minimum=0, description=(
-                              "Waiting deliveries of paused endpoints (among `waiting`, "
-                              "`failed` and `delayed`): they go once it is resumed."))}),
-            "timestamp": TIME}),
-        "DeliveryStats": obj({
-            "range": enum(tuple(RANGES)),
-            "summary": obj({**{n: integer(minimum=0) for n in totals}, "success_rate": rate,
-                            "avg_attempts": number(minimum=0),
-                            "latency_ms": obj({p: latency for p in ("p50", "p95", "p99")})}),
-            "by_event_type": array(by_type, maxItems=100)}),
-        "RecentFailures": obj({"failures": array(failure)}),
+        "QueueHealth": schema_of(records_metrics.QueueHealth),
+        "DeliveryStats": schema_of(records_metrics.DeliveryStats),
+        "RecentFailures": obj({"failures": array(schema_of(records_metrics.RecentFailure))}),
     }
 
 

@@ -19,7 +19,7 @@ from ingestor import queries_monitoring as q
 from ingestor.calls import Call, keyed
 from ingestor.cursors import ID_CURSOR, int_cursor, int_position, page_of
 from ingestor.http import query_choice, query_int, query_param, unavailable
-from ingestor.routes_metrics import RANGES
+from ingestor.ops_metrics import RANGES
 
 routes = web.RouteTableDef()
 

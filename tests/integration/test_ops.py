@@ -16,7 +16,7 @@ import orjson
 import pytest
 from openapi_schema_validator import OAS31Validator, oas31_format_checker
 
-from ingestor import ops_deliveries, ops_endpoints, ops_events, ops_orgs
+from ingestor import ops_deliveries, ops_endpoints, ops_events, ops_metrics, ops_orgs
 from ingestor.auth import TIER_LIMITS
 from ingestor.endpoint_spec import EndpointChanges, EndpointSpec
 from ingestor.errors import Conflict, Invalid, NotFound
@@ -134,6 +134,14 @@ async def test_deliveries_dead_letters_and_events(db: asyncpg.Connection) -> Non
     ids = [await insert_delivery(db, e, str(endpoint.id), "dead_letter", 2,
                                  last_error="HTTP 500") for e in events]
     await insert_attempt(db, ids[0], 1, 500, error="HTTP 500")
+    health = await ops_metrics.queue_health(db, org)
+    assert rendered(health)["metrics"]["dead_letter"] == 3
+    assert health.stats.failure_rate == 1.0 and not health.healthy  # its one attempt failed
+    stats = await ops_metrics.delivery_stats(db, org, "1h")
+    assert rendered(stats)["summary"]["dead_letter"] == 3
+    assert [t.event_type for t in stats.by_event_type] == ["order.created"]
+    failures = await ops_metrics.recent_failures(db, org)
+    assert [f.delivery_id for f in failures] == ids[:1] and rendered(failures[0])
     page = await ops_deliveries.list_deliveries(db, org, limit=2)
     assert [d.id for d in page.items] == ids[:0:-1] and page.next_cursor
     assert isinstance(page, Page)

@@ -31,6 +31,18 @@ async def _deliveries(db: asyncpg.Connection, endpoint_id: str) -> list[asyncpg.
                                " ORDER BY id", endpoint_id))
 
 
+async def _settled(db: asyncpg.Connection, endpoint_id: str, want: list[tuple[str, int]],
+                   timeout: float = 10.0) -> None:
+    """Waits until the endpoint's deliveries are `want` (their outcomes recorded)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        got = [(r["status"], r["attempts"]) for r in await _deliveries(db, endpoint_id)]
+        if got == want:
+            return
+        assert asyncio.get_running_loop().time() < deadline, got
+        await asyncio.sleep(0.05)
+
+
 async def test_paused_endpoint_accumulates_then_drains_in_order(
         database_url: str, db: asyncpg.Connection) -> None:
     count = 12
@@ -61,8 +73,7 @@ async def test_paused_endpoint_accumulates_then_drains_in_order(
         for path in ("/plain", "/ordered"):
             assert [json.loads(r.body)["id"] for r in rx.at(path)] == sent, path
         for target in (plain, ordered):
-            rows = await _deliveries(db, target["id"])
-            assert [(r["status"], r["attempts"]) for r in rows] == [("delivered", 1)] * count
+            await _settled(db, target["id"], [("delivered", 1)] * count)
 
 
 async def test_an_attempt_never_starts_on_a_paused_endpoint_but_retries_wait(
@@ -81,9 +92,7 @@ async def test_an_attempt_never_starts_on_a_paused_endpoint_but_retries_wait(
         assert [(r["status"], r["attempts"]) for r in rows] == [("failed", 1)]
         await _pause(api, key, ep["id"], "resume")
         await rx.wait_for(lambda: len(rx.at("/flaky")) == 2)
-        await asyncio.sleep(0.2)
-        rows = await _deliveries(db, ep["id"])
-        assert [(r["status"], r["attempts"]) for r in rows] == [("delivered", 2)]
+        await _settled(db, ep["id"], [("delivered", 2)])
 
 
 async def test_pause_is_the_organizations_own_and_idempotent(api: Api) -> None:
