@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 ROLES = frozenset({"ingest", "process", "deliver"})
+Fraction = float  # a share from 0 to 1 (its own parser and message below)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -52,6 +53,7 @@ class Config:
     stuck_after: float = 180.0
     log_format: str = "auto"
     log_level: str = "INFO"
+    log_delivered_sample: Fraction = 0.0  # the share of successful attempts logged
     allow_private_targets: bool = False
     allow_unverified_sources: bool = False
     request_timeout: float = 15.0
@@ -65,6 +67,7 @@ class Config:
     rescue_interval: float = 5.0
     retention: float = 30 * 86_400.0
     prune_interval: float = 60.0
+    heartbeat_interval: float = 5.0
     route_batch: int = 100
     route_timeout: float = 1.0  # the budget of one routing statement (filters included)
     max_rescues: int = 3
@@ -108,12 +111,8 @@ class Config:
                 f"TRIGGERD_HOST={self.host} serves other machines: set TRIGGERD_ADMIN_TOKEN "
                 "(creating organizations and the dashboard then need it), or "
                 "TRIGGERD_OPEN_SIGNUP=true to let anyone create free organizations")
-        if self.log_format not in ("auto", "json", "text"):
-            raise ConfigError("TRIGGERD_LOG_FORMAT must be auto, json or text")
-        if self.log_level.upper() not in LOG_LEVELS:
-            raise ConfigError(f"TRIGGERD_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} "
-                              f"(any case), got {self.log_level!r}")
-        for name in ("db_connect_timeout", "stuck_after"):
+        self._check_logging()
+        for name in ("db_connect_timeout", "stuck_after", "heartbeat_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")
         for name in ("statement_timeout", "idle_in_transaction_timeout"):
@@ -124,6 +123,16 @@ class Config:
                               "TRIGGERD_REQUEST_TIMEOUT")
         if self.writer_concurrency >= self.db_pool_size:
             raise ConfigError("TRIGGERD_WRITER_CONCURRENCY must be below TRIGGERD_DB_POOL_SIZE")
+
+    def _check_logging(self) -> None:
+        if self.log_format not in ("auto", "json", "text"):
+            raise ConfigError("TRIGGERD_LOG_FORMAT must be auto, json or text")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"TRIGGERD_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} "
+                              f"(any case), got {self.log_level!r}")
+        if not 0.0 <= self.log_delivered_sample <= 1.0:
+            raise ConfigError("TRIGGERD_LOG_DELIVERED_SAMPLE must be from 0 (none) to 1 "
+                              f"(every success), got {self.log_delivered_sample:g}")
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -188,6 +197,13 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(f"not a boolean: {raw!r}")
 
 
+def _parse_fraction(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"not a number from 0 to 1: {raw!r}") from None
+
+
 def _parse_roles(raw: str) -> frozenset[str]:
     return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
@@ -214,6 +230,7 @@ def _parse_int(raw: str) -> int:
 _BY_TYPE: dict[str, Callable[[str], Any]] = {
     "int": _parse_int,
     "float": parse_duration,
+    "Fraction": _parse_fraction,
     "bool": _parse_bool,
     "Path": Path,
     "frozenset[str]": _parse_roles,
@@ -243,6 +260,7 @@ def _native(raw: object, types: tuple[type, ...], boolean: bool) -> bool:
 # The TOML types each field accepts besides a string, and how to say so when it is wrong.
 _NATIVE: dict[str, tuple[tuple[type, ...], str]] = {
     "int": ((int,), "a whole number"), "float": ((int, float), "a number of seconds"),
+    "Fraction": ((int, float), "a number from 0 to 1"),
     "bool": ((bool,), "true or false"), "Path": ((), "a path string"),
     "frozenset[str]": ((list,), "a list of strings"), "str": ((), "a string"),
     "str | None": ((), "a string"),

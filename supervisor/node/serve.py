@@ -23,7 +23,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from supervisor.node import failures, preflight, sdnotify
+from supervisor.node import failures, logs, preflight, sdnotify
 from supervisor.node.config import Config
 from supervisor.node.failures import StartupError
 from supervisor.node.reload import Reloader
@@ -91,6 +91,7 @@ async def _run(node: Node, config: Config, load: Callable[[], Config], signals: 
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    logs.NODE.set(node.name)  # the lines below (and the watchdog's) name the node too
     ready = (f"ready: listening on {listen_address(config)} "
              f"(roles {','.join(sorted(config.roles))})")
     sdnotify.status(ready, "READY=1")

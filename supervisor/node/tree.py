@@ -5,6 +5,7 @@ This is the one module that imports both the runtime and the webhook packages.
     Node (rest_for_one)
     ├─ Database
     ├─ Maintenance (one_for_one)       always
+    │  ├─ Heartbeat                    the node's row in `nodes`; stops last, deleting it
     │  ├─ Alerter
     │  ├─ Rescuer
     │  └─ Pruner
@@ -18,14 +19,19 @@ This is the one module that imports both the runtime and the webhook packages.
        ├─ EventWriter
        └─ HttpAcceptor                 last, so it stops first
     (without the ingest role, an HttpAcceptor for /health, /metrics and /dashboard only)
+
+The whole tree runs in a context of its own where logs.NODE is the node's name, so each
+log line says which node wrote it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import socket
 from collections.abc import Callable
-from typing import TypeVar, cast
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
 
 import asyncpg
 from prometheus_client import CollectorRegistry, disable_created_metrics
@@ -36,13 +42,15 @@ from ingestor.context import Ingest
 from ingestor.ratelimit import RateLimiter
 from ingestor.writer import EventWriter, new_dedup_cache
 from supervisor import ChildSpec, Process, Strategy, Supervisor
+from supervisor.node import logs
 from supervisor.node.config import Config, listens_locally, parse_durations, parse_tier_limits
 from supervisor.node.database import Database
-from supervisor.node.metrics import NodeCollector, tree_status
+from supervisor.node.heartbeat import Heartbeat, Identity
+from supervisor.node.metrics import NodeCollector, Parts, live_stats, tree_status
 from workers import metrics as worker_metrics
 from workers.alerter import Alert, Alerter
 from workers.breaker import Breaker
-from workers.deliverer import Deliverer, Outcome
+from workers.deliverer import VERSION, Deliverer, Outcome
 from workers.notifier import Notifier
 from workers.poller import Poller
 from workers.pool import DeliveryPool
@@ -68,6 +76,7 @@ class Node:
         self.config = config
         self.serve_http = serve_http
         self.name = f"{socket.gethostname()}:{os.getpid()}:{config.port}"
+        self.started_at = datetime.now(UTC)
         # A cached dedup key never outlives its event: with a retention shorter than the
         # dedup window, a 409 would name a pruned event.
         self.dedup = new_dedup_cache(config.dedup_cache_size,
@@ -100,28 +109,46 @@ class Node:
         elif serve_http:  # health, metrics and the dashboard still answer on PORT
             children.append(ChildSpec("http", lambda: self._acceptor(api=False),
                                       shutdown=config.shutdown_timeout + 2))
+        context = contextvars.copy_context()
+        context.run(logs.NODE.set, self.name)
         self.root = Supervisor(children, strategy=Strategy.REST_FOR_ONE,
-                               intensity=3, period=60.0, name="Node")
+                               intensity=3, period=60.0, name="Node", context=context)
+        self.parts = self._parts()
         self.metrics = self._metrics()
+
+    def _parts(self) -> Parts:
+        """Where the collector and the heartbeat find the parts this node runs."""
+        deliver = "deliver" in self.config.roles and not self.config.disable_webhook_delivery
+        return Parts(
+            self.root,
+            writer=(lambda: self.child("ingest", "writer", EventWriter))
+            if "ingest" in self.config.roles else None,
+            pool=(lambda: self.child("processing", "pool", DeliveryPool)) if deliver else None,
+            results=(lambda: self.child("processing", "results", ResultWriter))
+            if deliver else None,
+            database=self._open_pool, version=VERSION)
 
     def _metrics(self) -> CollectorRegistry:
         """The node's own gauges, in a registry of the node's: a process may run several
         nodes (the tests do), and each reports its own tree on its own /metrics."""
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
-        deliver = "deliver" in self.config.roles and not self.config.disable_webhook_delivery
         registry = CollectorRegistry()
-        registry.register(NodeCollector(
-            self.root,
-            (lambda: self.child("ingest", "writer", EventWriter))
-            if "ingest" in self.config.roles else None,
-            (lambda: self.child("processing", "pool", DeliveryPool)) if deliver else None))
+        registry.register(NodeCollector(self.parts))
         return registry
+
+    def stats(self) -> dict[str, Any]:
+        """The node's live state, as its heartbeat stores it."""
+        return live_stats(self.parts)
 
     def pool(self) -> asyncpg.Pool:
         database = self.root.child("database")
         if database is None or database.done:
             raise ConnectionError("database is restarting")
         return cast(Database, database).pool
+
+    def _open_pool(self) -> asyncpg.Pool | None:
+        database = _current(lambda: self.root, "database", Database)
+        return database.pool if database is not None else None
 
     def dsn(self) -> str:
         return cast(Database, self.root.child("database")).dsn
@@ -145,7 +172,11 @@ class Node:
 
     def _maintenance_tree(self) -> Supervisor:
         config = self.config
+        identity = Identity(self.name, tuple(sorted(config.roles)), VERSION, os.getpid(),
+                            socket.gethostname(), self.started_at)
         return self._subtree("maintenance", [
+            ChildSpec("heartbeat", lambda: Heartbeat(self.pool, identity, self.stats,
+                                                     interval=config.heartbeat_interval)),
             # self.config: a reload (SIGHUP) replaces the URL there, then restarts the Alerter.
             ChildSpec("alerter", lambda: Alerter(self.config.alert_webhook_url, self.pool),
                       shutdown=6.0),
@@ -167,7 +198,8 @@ class Node:
             specs += [
                 ChildSpec("results", lambda: ResultWriter(
                     self.pool, self.name, schedule, breaker, self.alert,
-                    recorded=self._capacity_freed, max_rescues=config.max_rescues),
+                    recorded=self._capacity_freed, max_rescues=config.max_rescues,
+                    log_delivered_sample=config.log_delivered_sample),
                     shutdown=20.0),
                 ChildSpec("deliverer", lambda: Deliverer(
                     timeout=config.request_timeout, max_timeout=config.max_request_timeout,

@@ -44,3 +44,31 @@ def test_toml_values_of_the_right_type_load(tmp_path: Path) -> None:
     assert loaded.retention == 2 * 86_400 and loaded.migrate is False
     assert loaded.data_dir == Path("/srv/triggerd") and loaded.port == 4100
     assert loaded.stuck_after == 90.0 and loaded.db_connect_timeout == 30.0
+
+
+def test_the_delivered_log_sample_is_a_share() -> None:
+    assert config.load(environ={}).log_delivered_sample == 0.0
+    loaded = config.load(environ={"TRIGGERD_LOG_DELIVERED_SAMPLE": "0.25"})
+    assert loaded.log_delivered_sample == 0.25
+    for bad in ("1.5", "-0.1", "nan"):
+        with pytest.raises(ConfigError, match="^TRIGGERD_LOG_DELIVERED_SAMPLE must be from 0"):
+            config.load(environ={"TRIGGERD_LOG_DELIVERED_SAMPLE": bad})
+    with pytest.raises(ConfigError, match="^TRIGGERD_LOG_DELIVERED_SAMPLE: not a number"):
+        config.load(environ={"TRIGGERD_LOG_DELIVERED_SAMPLE": "10%"})
+
+
+def test_the_delivered_log_sample_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "triggerd.toml"
+    path.write_text("log_delivered_sample = 1\nheartbeat_interval = \"2s\"\n")
+    loaded = config.load(path, environ={})
+    assert (loaded.log_delivered_sample, loaded.heartbeat_interval) == (1, 2.0)
+    path.write_text("log_delivered_sample = true\n")
+    with pytest.raises(ConfigError, match="expected a number from 0 to 1, got True"):
+        config.load(path, environ={})
+
+
+def test_the_heartbeat_interval_is_a_positive_duration() -> None:
+    assert config.load(environ={}).heartbeat_interval == 5.0
+    assert config.load(environ={"TRIGGERD_HEARTBEAT_INTERVAL": "500ms"}).heartbeat_interval == 0.5
+    with pytest.raises(ConfigError, match="^TRIGGERD_HEARTBEAT_INTERVAL must be positive"):
+        config.load(environ={"TRIGGERD_HEARTBEAT_INTERVAL": "0"})
