@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ingestor import (
     routes_deliveries,
+    routes_docs,
     routes_endpoints,
     routes_events,
     routes_health,
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 API_ROUTES = (routes_events.routes, routes_keys.routes, routes_inbox.routes,
               routes_endpoints.routes, routes_deliveries.routes, routes_metrics.routes,
               routes_meta.routes, routes_sources.routes, routes_inbound.routes,
-              routes_monitoring.routes)
+              routes_monitoring.routes, routes_docs.routes)
 NODE_ROUTES = (routes_health.routes, routes_node.routes)
 
 

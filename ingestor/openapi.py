@@ -24,6 +24,8 @@ from ingestor.ops_deliveries import DEAD_LETTER_CURSOR, DELIVERIES_CURSOR
 from ingestor.ops_events import INBOX_CURSOR, INBOX_STATUSES, MAX_ACK
 from ingestor.ops_metrics import RANGES
 from ingestor.records import DELIVERY_STATUSES
+from ingestor.routes_docs import ASSET_CACHE as DOCS_CACHE
+from ingestor.routes_docs import ASSETS as DOCS_ASSETS
 from ingestor.routes_endpoints import MAX_BODY as ENDPOINT_BODY
 from ingestor.routes_inbox import ACK_BODY
 from ingestor.shapes import (
@@ -365,7 +367,23 @@ def _node_paths() -> dict[str, Schema]:
         "/openapi.json": {"get": operation(
             "openapi", "meta", "This document.",
             {"200": reply("OpenAPI 3.1.", {"type": "object"})}, access="none")},
+        **_docs_paths(),
     }
+
+
+def _docs_paths() -> dict[str, Schema]:
+    cached = {"ETag": {"schema": string()},
+              "Cache-Control": {"schema": string(), "description": f"`{DOCS_CACHE}`"}}
+    assets = {f"/docs/{name}": {"get": operation(
+        "docs_" + name.replace("-", "_").replace(".", "_"), "meta",
+        "An asset of the /docs page (gzip when accepted).",
+        {"200": {**text_reply("The asset.", media), "headers": cached},
+         "304": {"description": "Unchanged (If-None-Match).", "headers": cached}},
+        access="none")} for name, media in DOCS_ASSETS.items()}
+    return {"/docs": {"get": operation(
+        "docs", "meta", "This document as a page (Swagger UI), from assets the node serves "
+        "itself; its Content-Security-Policy admits no other origin.",
+        {"200": text_reply("The page.", "text/html")}, access="none")}, **assets}
 
 
 def _version() -> str:

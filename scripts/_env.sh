@@ -13,11 +13,18 @@ if [ ! -f "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q -e ".${extras:+[$extras]}"
     touch "$stamp"
 fi
+apt_updated=
+apt_install() {  # Debian packages, as root; the package lists are updated once per run
+    if [ -z "$apt_updated" ]; then
+        apt-get update -qq >/dev/null
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 if ! "$VENV/bin/python" -c 'from supervisor.node.postgres import find_bindir; find_bindir()' 2>/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing PostgreSQL server binaries (apt-get install postgresql)" >&2
-        apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+        apt_install postgresql
     else
         echo "installing PostgreSQL server binaries (pip install pgserver)" >&2
         "$VENV/bin/python" -m pip install -q 'pgserver>=0.1.4,<1'

@@ -22,6 +22,9 @@ from supervisor.node.config import Config
 from supervisor.node.migrate import migrate
 from supervisor.node.postgres import EmbeddedPostgres
 
+# The real-browser fixtures `browser` and `browser_page` (tests/browser.py).
+pytest_plugins = ("tests.browser",)
+
 TEMPLATE = "triggerd_template"
 _counter = itertools.count()
 

@@ -18,6 +18,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 from ingestor.app import create_app
 from ingestor.openapi import document
+from ingestor.routes_docs import ASSETS as DOCS_ASSETS
 from supervisor.node.tree import Node
 from tests.conftest import Api
 from tests.integration.delivery_helpers import PUBLIC_URL, insert_attempt, insert_delivery
@@ -198,6 +199,9 @@ async def test_every_operation_answers_as_documented(api: Api, db: Any,
     await call("GET", "/openapi.json", 200)
     await call("GET", "/metrics", 200)
     await call("GET", "/dashboard", 200)
+    await call("GET", "/docs", 200)
+    for asset in DOCS_ASSETS:
+        await call("GET", f"/docs/{asset}", 200)
     await call("DELETE", "/api/endpoints/{endpoint_id}", 200, key)
     source = await call("POST", "/api/sources", 201, key, json={"name": "s", "kind": "github"})
     call.ids["source_id"] = source["id"]
