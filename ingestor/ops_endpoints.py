@@ -40,7 +40,7 @@ PRIORITY_BATCH = 5_000  # open deliveries given a new priority per statement
 _PATCH_ORDER = ("url", "event_types", "description", "rate_limit_per_second", "ordered")
 
 
-def found(row: Any) -> Any:
+def _found(row: Any) -> Any:
     if row is None:
         raise NotFound("Endpoint not found")
     return row
@@ -81,7 +81,7 @@ async def list_endpoints(db: Db, org_id: UUID) -> tuple[Endpoint, ...]:
 
 
 async def get_endpoint(db: Db, org_id: Scope, endpoint_id: UUID) -> Endpoint:
-    return Endpoint.from_row(found(await db.fetchrow(q.ENDPOINT_BY_ID, endpoint_id, org_id)))
+    return Endpoint.from_row(_found(await db.fetchrow(q.ENDPOINT_BY_ID, endpoint_id, org_id)))
 
 
 async def update_endpoint(db: Db, org_id: UUID, endpoint_id: UUID, changes: EndpointChanges,
@@ -93,7 +93,7 @@ async def update_endpoint(db: Db, org_id: UUID, endpoint_id: UUID, changes: Endp
         await guard_url(given["url"], allow_private)
     values = [_list(given.get(name)) if name == "event_types" else given.get(name)
               for name in _PATCH_ORDER]
-    row = found(await db.fetchrow(q.UPDATE_ENDPOINT, endpoint_id, org_id, list(given),
+    row = _found(await db.fetchrow(q.UPDATE_ENDPOINT, endpoint_id, org_id, list(given),
                                   *values, *rule_values(given), given.get("paused"), by))
     if "priority" in given:
         await _reprioritize(db, endpoint_id, org_id, given["priority"])
@@ -114,7 +114,7 @@ async def delete_endpoint(db: Db, org_id: UUID, endpoint_id: UUID) -> EndpointDe
     """Deletes an endpoint: its undelivered deliveries are cancelled, their events
     settle; the row stays, without secrets, so its deliveries still name it."""
     async with connection(db) as conn, conn.transaction():
-        row = found(await conn.fetchrow(q.DELETE_ENDPOINT, endpoint_id, org_id, CANCEL_BATCH))
+        row = _found(await conn.fetchrow(q.DELETE_ENDPOINT, endpoint_id, org_id, CANCEL_BATCH))
         if row["events"]:
             await conn.execute(q.SETTLE_EVENTS, row["events"])
     return EndpointDeleted(endpoint_id)
@@ -122,31 +122,31 @@ async def delete_endpoint(db: Db, org_id: UUID, endpoint_id: UUID) -> EndpointDe
 
 async def rotate_endpoint_secret(db: Db, org_id: UUID, endpoint_id: UUID) -> RotatedEndpoint:
     """A new signing secret; the old one keeps signing beside it for 24 h."""
-    row = found(await db.fetchrow(q.ROTATE_SECRET, endpoint_id, org_id, new_webhook_secret()))
+    row = _found(await db.fetchrow(q.ROTATE_SECRET, endpoint_id, org_id, new_webhook_secret()))
     return RotatedEndpoint(Endpoint.from_row(row), row["secret"], row["previous_secret_until"])
 
 
 async def enable_endpoint(db: Db, org_id: Scope, endpoint_id: UUID) -> Endpoint:
     """Enables an endpoint and closes its breaker; a paused one stays paused."""
-    return Endpoint.from_row(found(await db.fetchrow(q.ENABLE_ENDPOINT, endpoint_id, org_id)))
+    return Endpoint.from_row(_found(await db.fetchrow(q.ENABLE_ENDPOINT, endpoint_id, org_id)))
 
 
 async def disable_endpoint(db: Db, org_id: Scope, endpoint_id: UUID, reason: str) -> Endpoint:
     """Disables an endpoint: it receives nothing and its undelivered deliveries become
     dead letters (`endpoint disabled: <reason>`); `enable` and `recover` undo it."""
-    return Endpoint.from_row(found(await db.fetchrow(q.DISABLE_ENDPOINT, endpoint_id, org_id,
+    return Endpoint.from_row(_found(await db.fetchrow(q.DISABLE_ENDPOINT, endpoint_id, org_id,
                                                      reason)))
 
 
 async def pause_endpoint(db: Db, org_id: Scope, endpoint_id: UUID, *, by: str) -> Endpoint:
     """Pauses an endpoint (idempotent): its deliveries accumulate, none is attempted."""
-    return Endpoint.from_row(found(await db.fetchrow(q.PAUSE_ENDPOINT, endpoint_id, org_id,
+    return Endpoint.from_row(_found(await db.fetchrow(q.PAUSE_ENDPOINT, endpoint_id, org_id,
                                                      by)))
 
 
 async def resume_endpoint(db: Db, org_id: Scope, endpoint_id: UUID) -> Endpoint:
     """Resumes an endpoint (idempotent): its waiting deliveries go, in order."""
-    return Endpoint.from_row(found(await db.fetchrow(q.RESUME_ENDPOINT, endpoint_id, org_id)))
+    return Endpoint.from_row(_found(await db.fetchrow(q.RESUME_ENDPOINT, endpoint_id, org_id)))
 
 
 async def recover_endpoint(db: Db, org_id: UUID, endpoint_id: UUID, since: datetime,
@@ -157,7 +157,7 @@ async def recover_endpoint(db: Db, org_id: UUID, endpoint_id: UUID, since: datet
     started: datetime | None = None
     # In batches, so a wide window is never one long transaction locking every row in it.
     while True:
-        row = found(await db.fetchrow(q.RECOVER_BATCH, endpoint_id, org_id, since, until,
+        row = _found(await db.fetchrow(q.RECOVER_BATCH, endpoint_id, org_id, since, until,
                                       RECOVER_BATCH, started))
         if not row["enabled"] and started is None:
             raise Conflict("Endpoint is disabled: enable it first "
@@ -175,7 +175,7 @@ async def test_filter(db: Db, org_id: UUID, endpoint_id: UUID, event: EventIn,
     document to try before saving it (None: no filter), each decided by PostgreSQL
     exactly as the routing statement decides."""
     async with connection(db) as conn:
-        row = found(await conn.fetchrow(q.TYPE_MATCHES, endpoint_id, event.type, org_id))
+        row = _found(await conn.fetchrow(q.TYPE_MATCHES, endpoint_id, event.type, org_id))
         flt = parse_filter(decoded(row["filter"]) if trying is UNSET else trying)
         verdict = None if flt is None else await explain(
             conn, flt, orjson.dumps(subject(event.type, orjson.Fragment(event.payload),
