@@ -13,6 +13,8 @@ import resource
 from aiohttp import web
 
 from ingestor import (
+    routes_console,
+    routes_console_api,
     routes_deliveries,
     routes_docs,
     routes_endpoints,
@@ -44,7 +46,8 @@ API_ROUTES = (routes_events.routes, routes_keys.routes, routes_inbox.routes,
               routes_endpoints.routes, routes_deliveries.routes, routes_metrics.routes,
               routes_meta.routes, routes_sources.routes, routes_inbound.routes,
               routes_monitoring.routes, routes_docs.routes)
-NODE_ROUTES = (routes_health.routes, routes_node.routes)
+NODE_ROUTES = (routes_health.routes, routes_node.routes, routes_console.routes,
+               routes_console_api.routes)
 
 
 def create_app(ingest: Ingest, *, api: bool = True,

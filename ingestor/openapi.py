@@ -361,8 +361,10 @@ def _node_paths() -> dict[str, Schema]:
             {"200": text_reply("The exposition.", "text/plain",
                                "application/openmetrics-text")}, access="admin")},
         "/dashboard": {"get": operation(
-            "dashboard", "node", "An HTML page for operators: `Authorization: Bearer <admin "
-            "token>`, or no token on a node without one that listens on loopback only.",
+            "dashboard", "node", "An HTML status page for operators: `Authorization: Bearer "
+            "<admin token>`, or no token on a node without one that listens on loopback only. "
+            "A browser (Accept: text/html) is sent to the console's sign-in page, "
+            "/dashboard/login, and with a console session gets the console.",
             {"200": text_reply("The page.", "text/html")}, access="admin")},
         "/openapi.json": {"get": operation(
             "openapi", "meta", "This document.",

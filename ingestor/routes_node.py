@@ -82,8 +82,8 @@ async def _dashboard_rows(ingest: Ingest) -> tuple[QueueState, list[Mapping[str,
     return _queue_state(row), [dict(r) for r in dead], [dict(r) for r in held]
 
 
-@routes.get("/dashboard")
-async def dashboard(request: web.Request) -> web.Response:
+async def status_page(request: web.Request) -> web.Response:
+    """GET /dashboard for scripts (routes_console serves the route): the node's status."""
     ingest = request.app[INGEST]
     check_admin(request, ingest.admin_token, ingest.loopback_only)
     queue: QueueState | None = None

@@ -40,9 +40,12 @@ def documented(doc: dict[str, Any]) -> set[Operation]:
 
 
 def served(app: web.Application) -> set[Operation]:
-    """The router's (method, path) pairs; aiohttp adds a HEAD beside each GET."""
+    """The router's (method, path) pairs; aiohttp adds a HEAD beside each GET. The
+    console's pages, assets and their JSON under /dashboard/ are a browser application
+    (README, "Console"; tests/integration/test_console.py), not part of the API."""
     routes = {(route.method, route.resource.canonical) for route in app.router.routes()
-              if route.resource is not None}
+              if route.resource is not None
+              and not route.resource.canonical.startswith("/dashboard/")}
     heads = {path for method, path in routes if method == "HEAD"}
     assert heads <= {path for method, path in routes if method == "GET"}
     return {(method, path) for method, path in routes if method != "HEAD"}
