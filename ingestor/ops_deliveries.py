@@ -1,6 +1,6 @@
 """Operations on deliveries: list them, read one with its attempts, retry one; and on
 dead letters: page through them, resolve one (reviewed, not sent again), and re-queue
-every dead letter a filter selects.
+every dead letter a filter selects; and follow deliveries as they are made (tail).
 
 Plain async functions over `ops_db.Db`, returning `records` or raising
 `errors.NotFound` (unknown, or another organization's delivery), `Conflict` (refused in
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -159,3 +160,23 @@ async def retry_dead_letters(db: Db, org_id: UUID,
              "took_ms %.1f", org_id, requeued, skipped, batches,
              (time.monotonic() - started) * 1000)
     return DeadLettersRetried(requeued, skipped)
+
+
+async def latest_delivery_id(db: Db) -> int:
+    """The newest delivery's id (0 without one): where following deliveries starts."""
+    return int(await db.fetchval(q.LATEST_DELIVERY_ID))
+
+
+async def deliveries_after(db: Db, org_id: Scope, after: int, *,
+                           endpoint_id: UUID | None = None,
+                           limit: int = 500) -> tuple[Delivery, ...]:
+    """The deliveries made after id `after`, oldest first, at most `limit`: each poll of
+    a follower (the command line's tail) reads only the new rows."""
+    rows = await db.fetch(q.DELIVERIES_AFTER, after, org_id, endpoint_id, limit)
+    return tuple(from_row(Delivery, r) for r in rows)
+
+
+async def deliveries_by_ids(db: Db, org_id: Scope, ids: Sequence[int]) -> tuple[Delivery, ...]:
+    """These deliveries as they are now (unknown or another organization's left out)."""
+    rows = await db.fetch(q.DELIVERIES_BY_IDS, list(ids), org_id)
+    return tuple(from_row(Delivery, r) for r in rows)

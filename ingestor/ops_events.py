@@ -1,9 +1,10 @@
 """Operations on stored events: read one with its deliveries, page through the inbox
-(unacknowledged events, newest first), acknowledge one or many.
+(unacknowledged events, newest first), acknowledge one or many, replay one.
 
 Plain async functions over `ops_db.Db`, returning `records` or raising
-`errors.NotFound` (unknown, or another organization's event) or `Invalid` (a bad
-cursor). Accepting events is the group-commit writer's (`Ingest.submit`), not here.
+`errors.NotFound` (unknown, or another organization's event), `Conflict` (a replay
+with nothing to replay) or `Invalid` (a bad cursor). Accepting events is the
+group-commit writer's (`Ingest.submit`), not here.
 """
 
 from __future__ import annotations
@@ -16,9 +17,19 @@ import orjson
 
 from ingestor import queries, queries_delivery
 from ingestor.cursors import UUID_CURSOR, decode_cursor_text, page_of
-from ingestor.errors import NotFound
+from ingestor.errors import Conflict, NotFound
 from ingestor.ops_db import Db, connection
-from ingestor.records import Acked, AckedMany, Event, EventDelivery, EventDetail, Page, from_row
+from ingestor.records import (
+    Acked,
+    AckedMany,
+    Event,
+    EventDelivery,
+    EventDetail,
+    Page,
+    Replayed,
+    ReplayedDelivery,
+    from_row,
+)
 
 InboxStatus = Literal["pending", "delivered", "failed", "cancelled"]
 INBOX_STATUSES = ("pending", "delivered", "failed", "cancelled")
@@ -66,3 +77,28 @@ async def ack_events(db: Db, org_id: UUID, event_ids: Sequence[UUID]) -> AckedMa
     found = {r["id"] for r in rows}
     missing = tuple(i for i in dict.fromkeys(event_ids) if i not in found)
     return AckedMany(len(found), missing)
+
+
+async def replay_event(db: Db, org_id: UUID, event_id: UUID,
+                       endpoint_id: UUID | None = None) -> Replayed:
+    """Delivers an event again, to one endpoint or (None) to every endpoint it was
+    routed to: each settled delivery (delivered or dead_letter) of an enabled endpoint
+    is re-queued, the same row with a fresh set of attempts. NotFound for an unknown
+    event or one not routed to `endpoint_id`; Conflict when nothing could be replayed
+    (every delivery under way, or its endpoint disabled or deleted)."""
+    rows = await db.fetch(queries_delivery.REPLAY_EVENT, event_id, org_id, endpoint_id)
+    if not rows:
+        raise NotFound("Event not found")
+    if rows[0]["id"] is None:
+        raise NotFound("The event has no delivery to that endpoint" if endpoint_id
+                       else "The event has no deliveries")
+    deliveries = tuple(ReplayedDelivery(r["id"], r["endpoint_id"], r["status"], r["replayed"])
+                       for r in rows)
+    replayed = sum(d.replayed for d in deliveries)
+    if not replayed:
+        why = ", ".join(sorted({r["status"] if r["open"] else "endpoint disabled or deleted"
+                                for r in rows}))
+        raise Conflict(f"Nothing to replay ({why}): only delivered or dead_letter "
+                       "deliveries of an enabled endpoint are replayed",
+                       delivery_status=rows[0]["status"])
+    return Replayed(event_id, replayed, deliveries)

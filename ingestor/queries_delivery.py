@@ -269,3 +269,62 @@ SELECT (SELECT count(*) FROM batch) AS scanned,
        oldest.updated_at AS at, oldest.id
 FROM (SELECT) AS one LEFT JOIN oldest ON true
 """
+
+# Replays an event: its deliveries (to one endpoint, or to every endpoint it was routed
+# to) start a new cycle of attempts. The (event, endpoint) row itself is re-queued,
+# never a second one (the pair is unique): pending, due now, attempts from 0, its
+# outcome and review cleared. Only a settled delivery (delivered or dead_letter) of an
+# enabled endpoint is replayed; the others are reported as they are. $1 event id,
+# $2 organization id, $3 endpoint id or NULL (all). No row: no such event of the
+# organization; one row with a NULL id: an event without a matching delivery; else a
+# row per matching delivery, with its status before and whether it was replayed. The
+# row locks order this against the result writer and a concurrent retry.
+REPLAY_EVENT = """
+WITH event AS (
+    SELECT id FROM events WHERE id = $1 AND org_id = $2
+), target AS (
+    SELECT d.id, d.endpoint_id, d.status, ep.enabled AND ep.deleted_at IS NULL AS open
+    FROM deliveries d JOIN endpoints ep ON ep.id = d.endpoint_id
+    WHERE d.event_id = $1 AND d.org_id = $2 AND ($3::uuid IS NULL OR d.endpoint_id = $3)
+    FOR UPDATE OF d
+), replayed AS (
+    UPDATE deliveries d
+    SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now(),
+        response_status = NULL, last_error = NULL, delivered_at = NULL, rescues = 0,
+        resolved_at = NULL, resolved_by = NULL, resolution_note = NULL
+    FROM target
+    WHERE d.id = target.id AND target.open AND target.status IN ('delivered', 'dead_letter')
+    RETURNING d.id
+)
+SELECT target.id, target.endpoint_id, target.status, target.open,
+       replayed.id IS NOT NULL AS replayed
+FROM event
+LEFT JOIN target ON true
+LEFT JOIN replayed ON replayed.id = target.id
+ORDER BY target.id
+"""
+
+# The newest delivery id (0 without one), where following deliveries starts: the end
+# of the primary key, no parameters.
+LATEST_DELIVERY_ID = "SELECT coalesce(max(id), 0) FROM deliveries"
+
+# Deliveries made after a position, oldest first, for following them as they are made
+# (the command line's tail): a range of the primary key (or of deliveries_org for one
+# organization) from $1, so each poll reads only the rows new since the last.
+# $1 the last id seen, $2 organization id or NULL (every organization, an operator),
+# $3 endpoint id or NULL, $4 how many.
+DELIVERIES_AFTER = "SELECT " + DELIVERY_COLUMNS + """
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.id > $1 AND ($2::uuid IS NULL OR d.org_id = $2)
+  AND ($3::uuid IS NULL OR d.endpoint_id = $3)
+ORDER BY d.id
+LIMIT $4
+"""
+
+# Some deliveries by id (those a tail still follows until they settle), by the primary
+# key. $1 delivery ids, $2 organization id or NULL.
+DELIVERIES_BY_IDS = "SELECT " + DELIVERY_COLUMNS + """
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.id = ANY ($1::bigint[]) AND ($2::uuid IS NULL OR d.org_id = $2)
+ORDER BY d.id
+"""

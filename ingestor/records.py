@@ -259,6 +259,25 @@ class EventDetail:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplayedDelivery:
+    """One of an event's deliveries a replay reached: replayed (now pending, with a
+    fresh set of attempts), or left as it was (`status`: under way, or of a disabled or
+    deleted endpoint)."""
+
+    delivery_id: int = field(metadata=show(minimum=1))
+    endpoint_id: UUID
+    status: DeliveryStatus = field(metadata=show(description="Its status before."))
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    event_id: UUID
+    replayed: int = field(metadata=show(minimum=0))
+    deliveries: tuple[ReplayedDelivery, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Acked:
     id: UUID
     acknowledged: bool = field(default=True, metadata=show(const(True)))

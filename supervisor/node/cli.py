@@ -1,8 +1,11 @@
-"""The `triggerd` command: serve, migrate, keys create.
+"""The `triggerd` command: serve and migrate here; the operator's commands on the
+database (status, orgs, keys, endpoints, deliveries, dlq, events, tail, config check)
+in cli_*.py, each over the operations layer (ingestor.ops_*).
 
 A mistake in the configuration, or a start that cannot succeed, is one line on stderr
-and exit code 2 (configuration) or 1 (anything else), never a traceback; `serve` itself
-lives in serve.py.
+and exit code 2 (configuration) or 1 (anything else), never a traceback; a refusal of
+an operation is one line too, exit 2 (invalid), 3 (not found) or 4 (conflict), see
+cli_output.py; `serve` itself lives in serve.py.
 """
 
 from __future__ import annotations
@@ -10,23 +13,54 @@ from __future__ import annotations
 import argparse
 import asyncio
 import faulthandler
+import importlib.metadata
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import NoReturn
 
 import asyncpg
 
+from ingestor.errors import ApiError
+from supervisor.node import (
+    cli_deliveries,
+    cli_endpoints,
+    cli_events,
+    cli_orgs,
+    cli_output,
+    cli_status,
+    failures,
+    logs,
+    preflight,
+)
 from supervisor.node import config as configuration
-from supervisor.node import failures, logs, preflight
+from supervisor.node.cli_output import Command, Context
 from supervisor.node.config import Config, ConfigError
 from supervisor.node.failures import StartupError
 from supervisor.node.postgres import EmbeddedPostgresError, PostgresNotFound
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("triggerd")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line on stderr, exit 2 (every subcommand's parser too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"triggerd: {self.prog.removeprefix('triggerd ')}: {message} "
+                     "(see --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="triggerd", description="Webhook ingestion and delivery.")
+    parser = _Parser(prog="triggerd", description="Webhook ingestion and delivery.")
+    parser.add_argument("--version", action="version", version=f"triggerd {_version()}")
     parser.add_argument("--config", type=Path, help="TOML file (environment variables win)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run a node")
     serve.add_argument("--host", help="address to listen on (TRIGGERD_HOST, default 127.0.0.1)")
@@ -34,15 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--roles", help="comma-separated subset of ingest,process,deliver")
     serve.add_argument("--no-migrate", dest="migrate", action="store_false", default=None,
                        help="do not apply pending migrations on start")
-    commands.add_parser("migrate", help="apply pending migrations and exit")
-    keys = commands.add_parser("keys", help="manage API keys")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    create = key_commands.add_parser("create", help="create an organization and print its key")
-    create.add_argument("--org", required=True, help="organization name")
-    create.add_argument("--tier", default="free", choices=["free", "pro", "business", "enterprise"])
-    for sub in (serve, commands.choices["migrate"], keys):
+    migrate = commands.add_parser("migrate", help="apply pending migrations and exit")
+    for sub in (serve, migrate):
         sub.add_argument("--config", type=Path, default=argparse.SUPPRESS,
                          help="TOML file (environment variables win)")
+    for module in (cli_status, cli_orgs, cli_endpoints, cli_deliveries, cli_events):
+        module.add(commands)
     return parser
 
 
@@ -66,13 +97,18 @@ def main(argv: list[str] | None = None) -> int:
 
         faulthandler.enable()  # a node killed by systemd's watchdog shows where it hung
         return _run(lambda: serve(config, load))
+    if getattr(args, "offline", None) is not None:
+        return int(args.offline(config, args))
+    run: Command = args.run if args.command != "migrate" else _migrate
     try:
-        if args.command == "migrate":
-            return _run(lambda: with_database(config, _migrate))
-        return _run(lambda: with_database(config, lambda pool: _create_key(pool, args.org,
-                                                                            args.tier)))
+        return _run(lambda: with_database(
+            config, lambda pool: run(Context(pool, config, args.json, sys.stdout), args)))
     except StartupError as exc:
         return failures.report(exc)
+    except ApiError as exc:
+        return cli_output.refused(exc)
+    except KeyboardInterrupt:
+        return 0 if args.command == "tail" else 130
 
 
 def _run(main_coro: Callable[[], Awaitable[int]]) -> int:
@@ -91,8 +127,12 @@ async def with_database(config: Config, work: Callable[[asyncpg.Pool], Awaitable
     try:
         dsn = await database.open()
         if database.applied:
-            print(f"applied: {', '.join(database.applied)}")
-        async with asyncpg.create_pool(dsn, min_size=1, max_size=2) as pool:
+            # stderr: the output of a command may be a JSON document
+            print(f"applied: {', '.join(database.applied)}", file=sys.stderr)
+        settings = {"application_name": "triggerd-cli",
+                    "statement_timeout": str(int(config.statement_timeout * 1000))}
+        async with asyncpg.create_pool(dsn, min_size=1, max_size=2,
+                                       server_settings=settings) as pool:
             await work(pool)
     except (PostgresNotFound, EmbeddedPostgresError) as exc:
         raise failures.explain(exc, config.host, config.port) from None
@@ -101,15 +141,8 @@ async def with_database(config: Config, work: Callable[[asyncpg.Pool], Awaitable
     return 0
 
 
-async def _migrate(pool: asyncpg.Pool) -> None:
+async def _migrate(ctx: Context, args: argparse.Namespace) -> None:
     print("schema is up to date")
-
-
-async def _create_key(pool: asyncpg.Pool, org: str, tier: str) -> None:
-    from ingestor.auth import KeyStore
-
-    key, created = await KeyStore(lambda: pool).create_org(org, tier)
-    print(f"organization_id: {created.id}\ntier: {created.tier}\napi_key: {key}")
 
 
 if __name__ == "__main__":
