@@ -41,6 +41,7 @@ ASSETS = {"console.js": "text/javascript", "console.css": "text/css"}
 _FILES = {name: resources.files("ingestor.console_assets").joinpath(name).read_bytes()
           for name in ASSETS}
 MAX_TOKEN = 200
+PAGE, MAX_PAGE = 50, 200  # dead letters a page
 
 
 async def _chrome(request: web.Request, current: str, body_of: Any) -> web.Response:
@@ -152,13 +153,23 @@ def dead_letter_search(params: Any) -> dict[str, str]:
             ("endpoint_id", "event_type", "since", "until", "error")}
 
 
+def _limit(raw: str | None) -> int:
+    try:
+        limit = int(raw or PAGE)
+    except ValueError:
+        raise Invalid("limit must be a number") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise Invalid(f"limit must be 1 to {MAX_PAGE}")
+    return limit
+
+
 async def search_dead_letters(pool: Any, scope: Any, params: Any) -> Any:
     s = dead_letter_search(params)
     return await ops_console.dead_letters(
         pool, scope, endpoint_id=uuid_arg(s["endpoint_id"], "endpoint_id"),
         event_type=s["event_type"] or None, since=when(s["since"], "since"),
         until=when(s["until"], "until"), error=s["error"][:200] or None,
-        before=params.get("before") or None)
+        before=params.get("before") or None, limit=_limit(params.get("limit")))
 
 
 @routes.get("/dashboard/dead-letters")

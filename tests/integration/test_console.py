@@ -6,6 +6,7 @@ CSRF, the JSON reads and scoping)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -236,3 +237,228 @@ async def test_a_hostile_receiver_body_is_shown_as_text(
         assert await page.page.locator("#endpoints tbody tr:visible").count() == 0
         await page.fill("#filter", "/evil")
         assert await page.page.locator("#endpoints tbody tr:visible").count() == 1
+
+
+async def test_session_lifecycle_and_cookie(database_url: str, db: asyncpg.Connection) -> None:
+    async with console_node(database_url) as (_, api), Client(api) as client:
+        key = await new_org(api, "acme")
+        assert (await client.get("/dashboard/api/endpoints"))[0] == 401
+        status_, _ = await client.get("/dashboard", Accept="text/html")
+        assert status_ == 303  # a browser without a session: to the sign-in page
+        assert (await client.login("wrong")).status == 401
+        assert (await client.login(TOKEN, Origin="http://evil.example")).status == 403
+        resp = await client.login(TOKEN)
+        assert resp.status == 303 and resp.headers["Location"] == "/dashboard"
+        cookie = resp.headers["Set-Cookie"]
+        for part in ("triggerd_console=", "HttpOnly", "SameSite=Strict", "Path=/dashboard"):
+            assert part in cookie, cookie
+        assert "Secure" not in cookie  # plain http here; set over https
+        stored = await db.fetchrow("SELECT who, org_id, expires_at - now() AS idle, "
+                                   "ends_at - now() AS life FROM console_sessions")
+        assert stored["who"] == "operator" and stored["org_id"] is None
+        assert 11.9 * 3600 < stored["idle"].total_seconds() <= 12 * 3600
+        assert stored["life"].total_seconds() > 6.9 * 86400
+        session_id = resp.cookies["triggerd_console"].value
+        assert session_id not in str(await db.fetchval("SELECT id_hash FROM console_sessions"))
+        assert (await client.get("/dashboard/api/endpoints"))[0] == 200
+        status_, page = await client.get("/dashboard", Accept="text/html")
+        assert status_ == 200 and 'id="live"' in page
+        # Expired (idle): refused, on every node.
+        await db.execute("UPDATE console_sessions SET expires_at = now() - interval '1 s'")
+        assert (await client.get("/dashboard/api/endpoints"))[0] == 401
+        # A tenant's session ends with its key.
+        assert (await client.login(key)).status == 303
+        assert (await client.get("/dashboard/api/endpoints"))[0] == 200
+        await db.execute("UPDATE api_keys SET revoked_at = now()")
+        assert (await client.get("/dashboard/api/endpoints"))[0] == 401
+
+
+async def test_a_session_is_honoured_by_another_node_and_ends_at_logout(
+        database_url: str) -> None:
+    async with console_node(database_url) as (_, api), console_node(database_url) as (
+            _, other), Client(api) as client:
+        assert (await client.login(TOKEN)).status == 303
+        token = await client.csrf()
+        [cookie] = list(client.jar)
+        async with aiohttp.ClientSession(cookies={cookie.key: cookie.value}) as elsewhere:
+            async with elsewhere.get(other.base + "/dashboard/api/live") as resp:
+                assert resp.status == 200
+                live = await resp.json()
+                assert len(live["minutes"]) == 61 and live["queue_depth"] == 0
+            async with client.session.post(api.base + "/dashboard/logout",
+                                           data={"csrf": token},
+                                           headers={"Origin": api.base},
+                                           allow_redirects=False) as resp:
+                assert resp.status == 303 and resp.headers["Location"] == "/dashboard/login"
+                assert "Max-Age=0" in resp.headers["Set-Cookie"]
+            async with elsewhere.get(other.base + "/dashboard/api/live") as resp:
+                assert resp.status == 401
+
+
+async def test_actions_need_the_csrf_token_and_the_origin(
+        database_url: str, db: asyncpg.Connection) -> None:
+    async with receiver() as rx, console_node(database_url) as (_, api), Client(api) as client:
+        key = await new_org(api, "acme")
+        ep = await endpoint(api, key, rx.url("/hook"))
+        assert (await client.login(key)).status == 303
+        token = await client.csrf()
+        pause = {"endpoint_id": ep["id"]}
+        for data, headers in (
+                (pause, {}),  # no token
+                ({**pause, "csrf": "x" * len(token)}, {}),  # a wrong one
+                ({**pause, "csrf": token}, {"Origin": "http://evil.example"}),
+                ({**pause}, {"X-CSRF-Token": token, "Origin": "null"})):
+            status_, body = await client.act("pause", data, **headers)
+            assert status_ == 403, (data, headers, body)
+            assert "error" in body
+        # A plain form post (the page's), without the token: refused as well.
+        async with client.session.post(api.base + "/dashboard/actions/pause", data=pause,
+                                       headers={"Origin": api.base},
+                                       allow_redirects=False) as resp:
+            assert resp.status == 403 and "CSRF" in (await resp.json())["error"]
+        assert await db.fetchval("SELECT paused_at FROM endpoints") is None
+        status_, body = await client.act("pause", pause, **{"X-CSRF-Token": token})
+        assert status_ == 200 and body == {"action": "pause", "message": "Endpoint paused"}
+        assert await db.fetchval("SELECT paused_by FROM endpoints") == "key_" + (
+            hashlib.sha256(key.encode()).digest()[:8].hex())
+        status_, body = await client.act("resume", {**pause, "csrf": token})
+        assert status_ == 200
+        # The Bearer admin token (no cookie, nothing ambient) needs no CSRF token.
+        status_, body, _ = await api.call(
+            "POST", "/dashboard/actions/pause", headers={"Authorization": f"Bearer {TOKEN}"},
+            json=pause)
+        assert status_ == 200, body
+        _, body = await client.get("/dashboard/api/audit")
+        assert [(a["action"], a["who"]) for a in body["audit"]] == [
+            ("pause", "operator"), ("resume", body["audit"][1]["who"]),
+            ("pause", body["audit"][1]["who"])]
+        assert body["audit"][1]["who"].startswith("key_")
+
+
+async def test_dead_letter_search_paging_and_bulk_actions(
+        database_url: str, db: asyncpg.Connection) -> None:
+    async with receiver() as rx, console_node(database_url) as (_, api), Client(api) as client:
+        key = await new_org(api, "acme")
+        ep = await endpoint(api, key, rx.url("/down", fail_first(4)))
+        for n in range(3):
+            await post(api, key, "order.created", n=n)
+        await post(api, key, "order.paid")
+        ids = await dead_letters(db, 4)
+        assert (await client.login(TOKEN)).status == 303
+        token = await client.csrf()
+        status_, page = await client.get("/dashboard/api/dead-letters?error=http+500")
+        assert status_ == 200 and len(page["items"]) == 4, page
+        assert (await client.get("/dashboard/api/dead-letters?error=nothing-like"))[1][
+            "items"] == []
+        status_, first = await client.get("/dashboard/api/dead-letters?event_type=order.created")
+        assert {d["id"] for d in first["items"]} == set(ids) - {ids[-1]}
+        status_, page = await client.get(f"/dashboard/api/dead-letters?endpoint_id={ep['id']}")
+        assert len(page["items"]) == 4 and page["next_before"] is None
+        seen: list[int] = []
+        path = "/dashboard/api/dead-letters?limit=3"
+        while True:
+            _, page = await client.get(path)
+            seen += [d["id"] for d in page["items"]]
+            if not page["next_before"]:
+                break
+            path = f"/dashboard/api/dead-letters?limit=3&before={page['next_before']}"
+        assert sorted(seen) == sorted(ids) and len(seen) == 4
+        # Bulk retry with no organization nor endpoint is refused for an operator.
+        status_, body = await client.act("retry-filtered", {"csrf": token})
+        assert status_ == 400, body
+        status_, body = await client.act("resolve", {"csrf": token, "delivery_id": ids[-1],
+                                                     "note": "<b>known</b>"})
+        assert status_ == 200, body
+        _, page = await client.get("/dashboard/dead-letters", Accept="text/html")
+        assert "&lt;b&gt;known&lt;/b&gt;" in page and "<b>known" not in page
+        status_, body = await client.act("retry-filtered", {
+            "csrf": token, "endpoint_id": ep["id"], "event_type": "order.created"})
+        assert status_ == 200 and body["message"].startswith("3 dead letters re-queued"), body
+        await rx.wait_for(lambda: len(rx.at("/down")) >= 4 * 4 + 3)
+        status_, body = await client.act("recover", {
+            "csrf": token, "endpoint_id": ep["id"], "since": "2000-01-01T00:00:00"})
+        assert status_ == 200 and "re-queued" in body["message"]
+        status_, body = await client.act("retry", {"csrf": token, "delivery_id": 10**9})
+        assert status_ == 404
+        _, page = await client.get("/dashboard/audit", Accept="text/html")
+        for action in ("resolve", "retry-filtered", "recover"):
+            assert f"<td>{action}</td>" in page
+
+
+async def test_json_reads_for_operators_and_scripts(database_url: str) -> None:
+    async with receiver() as rx, console_node(database_url) as (node, api):
+        key = await new_org(api, "acme")
+        ep = await endpoint(api, key, rx.url("/ok"))
+        await post(api, key)
+        await rx.wait_for(lambda: len(rx.at("/ok")) == 1)
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        status_, body, _ = await api.call("GET", "/dashboard/api/endpoints", headers=bearer)
+        assert status_ == 200
+        [row] = body["endpoints"]
+        assert row["id"] == ep["id"] and row["state"] == "enabled" and row["due"] == 0
+        assert row["org_name"] == "acme"
+        status_, live, _ = await api.call("GET", "/dashboard/api/live", headers=bearer)
+        assert status_ == 200 and live["events_1h"] == 1
+        deadline = time.monotonic() + 10
+        while live["delivered_1h"] != 1:
+            assert time.monotonic() < deadline, live
+            await asyncio.sleep(0.1)
+            _, live, _ = await api.call("GET", "/dashboard/api/live", headers=bearer)
+        minute = [m for m in live["minutes"] if m["delivered"]][0]
+        assert minute["duration_p99_ms"] is not None and minute["latency_p50_ms"] is not None
+        status_, body, _ = await api.call("GET", "/dashboard/api/nodes", headers=bearer)
+        assert status_ == 200 and [n["alive"] for n in body["nodes"]] == [True]
+        assert "deliver" in body["nodes"][0]["roles"]
+        status_, body, _ = await api.call("GET", "/dashboard/api/live",
+                                          headers={"Authorization": "Bearer wrong"})
+        assert status_ == 401
+        status_, body, _ = await api.call("GET", "/dashboard/api/live", key)
+        assert status_ == 401  # an API key signs in at /dashboard/login; no key header here
+        status_, body, _ = await api.call("GET", "/dashboard/api/live?org=nope", headers=bearer)
+        assert status_ == 400
+
+
+async def test_operator_pauses_and_resumes_from_the_page_and_sees_the_nodes(
+        database_url: str, db: asyncpg.Connection, browser: Browsers) -> None:
+    async with receiver() as rx, console_node(database_url) as (_, api):
+        first, second = await new_org(api, "first"), await new_org(api, "second")
+        one = await endpoint(api, first, rx.url("/one"))
+        two = await endpoint(api, second, rx.url("/two"))
+        page = await browser.open(api.base)
+        await page.goto("/dashboard/login")
+        await page.fill("#token", TOKEN)
+        await page.click("#login button")
+        await page.page.wait_for_url("**/dashboard")
+        await page.goto("/dashboard/endpoints")
+        assert await page.page.locator("#endpoints tbody tr").count() == 2
+        await page.click("#endpoints th:nth-child(2)")  # by organization
+        orgs = await page.page.locator("#endpoints tbody td:nth-child(2)").all_inner_texts()
+        assert orgs == ["first", "second"]
+        await page.click("#endpoints th:nth-child(2)")
+        orgs = await page.page.locator("#endpoints tbody td:nth-child(2)").all_inner_texts()
+        assert orgs == ["second", "first"]
+        # One organization's view.
+        await page.page.select_option("#org", label="first")
+        await page.click("#org-picker button")
+        await page.page.wait_for_url("**/dashboard/endpoints?org=*")
+        assert await page.page.locator("#endpoints tbody tr").count() == 1
+        await page.click(f'#endpoints tr[data-id="{one["id"]}"] a')
+        await page.wait_for("#endpoint-state")
+        # Dismissed: nothing happens.
+        page.page.once("dialog", lambda dialog: dialog.dismiss())
+        await page.click(".act-pause")
+        assert await page.text("#endpoint-state") == "enabled"
+        page.page.on("dialog", lambda dialog: dialog.accept())
+        await page.click(".act-pause")
+        await page.wait_for("#notice")
+        assert await page.text("#endpoint-state") == "paused"
+        assert await db.fetchval("SELECT paused_by FROM endpoints WHERE id = $1",
+                                 one["id"]) == "operator"
+        await page.click(".act-resume")
+        await page.page.wait_for_url("**notice=Endpoint+resumed*")
+        assert await page.text("#endpoint-state") == "enabled"
+        assert await db.fetchval("SELECT paused_at FROM endpoints WHERE id = $1",
+                                 two["id"]) is None
+        await page.goto("/dashboard/nodes")
+        assert "alive" in await page.text("#nodes")
+        assert page.errors == [] and page.foreign_requests() == []
