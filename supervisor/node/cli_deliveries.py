@@ -92,7 +92,7 @@ async def list_deliveries(ctx: Context, args: argparse.Namespace) -> None:
     selected = DeliveryFilter(args.status, args.endpoint_id, args.event_type)
     page = await ops.list_deliveries(ctx.db, args.org_id, selected, limit=args.limit,
                                      cursor=args.cursor)
-    records(ctx, page.items, COLUMNS, "deliveries", page.next_cursor)
+    records(ctx, page.items, COLUMNS, "deliveries", page)
 
 
 async def show(ctx: Context, args: argparse.Namespace) -> None:
@@ -111,7 +111,7 @@ def _selected(args: argparse.Namespace) -> DeadLetterFilter:
 async def list_dead(ctx: Context, args: argparse.Namespace) -> None:
     page = await ops.list_dead_letters(ctx.db, args.org_id, _selected(args), limit=args.limit,
                                        cursor=args.cursor)
-    records(ctx, page.items, DLQ_COLUMNS, "dead_letters", page.next_cursor)
+    records(ctx, page.items, DLQ_COLUMNS, "deliveries", page)  # as the API names them
 
 
 async def retry_dead(ctx: Context, args: argparse.Namespace) -> None:

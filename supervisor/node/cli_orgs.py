@@ -42,7 +42,7 @@ def _limits(ctx: Context) -> dict[str, int]:
 async def list_orgs(ctx: Context, args: argparse.Namespace) -> None:
     page = await ops_orgs.list_organizations(ctx.db, _limits(ctx), limit=args.limit,
                                              cursor=args.cursor)
-    records(ctx, page.items, ORG_COLUMNS, "organizations", page.next_cursor)
+    records(ctx, page.items, ORG_COLUMNS, "organizations", page)
 
 
 async def create_key(ctx: Context, args: argparse.Namespace) -> None:

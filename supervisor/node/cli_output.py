@@ -26,6 +26,7 @@ import orjson
 
 from ingestor.endpoint_input import parse_time
 from ingestor.errors import ApiError
+from ingestor.records import Page
 from ingestor.shapes import to_json
 from supervisor.node.config import Config
 
@@ -111,9 +112,8 @@ def cell(value: Any) -> str:
         return ",".join(cell(v) for v in value) or "-"
     if isinstance(value, dict):
         return orjson.dumps(value).decode()
-    if isinstance(value, orjson.Fragment):
-        return bytes(value.contents).decode() if isinstance(value.contents, bytes) \
-            else str(value.contents)
+    if isinstance(value, orjson.Fragment):  # a stored JSON text, as it is
+        return orjson.dumps(value).decode()
     return str(value)
 
 
@@ -126,12 +126,14 @@ def table(out: TextIO, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
         print("  ".join([*padded, row[-1]]).rstrip(), file=out)
 
 
-def records(ctx: Context, items: Sequence[Any], columns: Sequence[str],
-            wrap: str | None = None, next_cursor: str | None = None) -> None:
-    """A list: `{wrap: [...], "next_cursor"?}` in JSON, a table of `columns` else."""
+def records(ctx: Context, items: Sequence[Any], columns: Sequence[str], wrap: str,
+            page: Page[Any] | None = None) -> None:
+    """A list: `{wrap: [...]}` in JSON (a page's with its `next_cursor`, as the API
+    answers it), a table of `columns` else."""
+    next_cursor = None if page is None else page.next_cursor
     if ctx.json:
-        document: Any = list(items) if wrap is None else {wrap: list(items)}
-        if wrap is not None and next_cursor is not None:
+        document: dict[str, Any] = {wrap: list(items)}
+        if page is not None:
             document["next_cursor"] = next_cursor
         print(dumps(document), file=ctx.out)
         return

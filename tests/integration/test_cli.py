@@ -11,6 +11,7 @@ import asyncio
 import getpass
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,11 @@ async def test_deliveries_and_dead_letters(database_url: str, api: Api,
     dead_b = await insert_delivery(db, await new_event(api, key_b), ep_b, "dead_letter", 5)
     listed = await ok(database_url, "deliveries", "list", "--org-id", acme)
     assert [d["id"] for d in listed["deliveries"]] == [done_a, dead_a]
+    assert listed["next_cursor"] is None
+    first = await ok(database_url, "deliveries", "list", "--org-id", acme, "--limit", "1")
+    rest = await ok(database_url, "deliveries", "list", "--org-id", acme, "--limit", "1",
+                    "--cursor", first["next_cursor"])
+    assert [d["id"] for d in first["deliveries"] + rest["deliveries"]] == [done_a, dead_a]
     only = await ok(database_url, "deliveries", "list", "--org-id", acme, "--status",
                     "dead_letter", "--event-type", "order.created")
     assert [d["id"] for d in only["deliveries"]] == [dead_a]
@@ -202,7 +208,7 @@ async def test_deliveries_and_dead_letters(database_url: str, api: Api,
     await refused(database_url, 3, "deliveries", "show", "999999")
     dead = await ok(database_url, "dlq", "list", "--org-id", acme, "--unresolved",
                     "--endpoint-id", ep_a)
-    assert [d["id"] for d in dead["dead_letters"]] == [dead_a]
+    assert [d["id"] for d in dead["deliveries"]] == [dead_a]
     resolved = await ok(database_url, "dlq", "resolve", str(dead_a), "--note", "known outage")
     assert resolved["resolved_by"] == ME and resolved["resolution_note"] == "known outage"
     row = await db.fetchrow("SELECT resolved_by, resolution_note FROM deliveries WHERE id = $1",
@@ -211,7 +217,7 @@ async def test_deliveries_and_dead_letters(database_url: str, api: Api,
     await refused(database_url, 4, "dlq", "resolve", str(dead_a))
     await refused(database_url, 3, "dlq", "resolve", str(dead_b), "--org-id", acme)
     assert (await ok(database_url, "dlq", "list", "--org-id", acme, "--resolved"))[
-        "dead_letters"][0]["id"] == dead_a
+        "deliveries"][0]["id"] == dead_a
     retried = await ok(database_url, "dlq", "retry", "--org-id", acme)
     assert retried == {"requeued": 1, "skipped": 0}
     states = dict(await db.fetch("SELECT id, status FROM deliveries"))
@@ -290,6 +296,15 @@ async def test_replay_reaches_the_receiver_and_tail_follows(
         assert rx.at("/hook")[1].headers["x-delivery-attempt"] == "1"
         await wait_statuses(db, {"delivered"}, 2)
         assert len(rx.at("/other")) == 1
+        code, table, _ = await cli(database_url, "events", "show", event_id, "--org-id", acme)
+        assert code == 0 and any(line.split()[0] == "payload" and '"n": 1' in line
+                                 for line in table.splitlines())
+        assert "deliveries:" in table and ep in table and other in table
+        delivery = await db.fetchval("SELECT id FROM deliveries WHERE endpoint_id = $1", ep)
+        code, table, _ = await cli(database_url, "deliveries", "show", str(delivery))
+        assert code == 0 and "attempts:" in table
+        assert [line.split()[0] for line in table.split("attempts:")[1].strip().splitlines()
+                ] == ["ATTEMPT", "1", "1"]
         everything = await ok(database_url, "events", "replay", event_id, "--org-id", acme,
                               "--all")
         assert everything["replayed"] == 2
@@ -300,3 +315,15 @@ async def test_replay_reaches_the_receiver_and_tail_follows(
                       "--endpoint-id", "0190a000-0000-7000-8000-000000000000")
         await refused(database_url, 3, "events", "show", "0190a000-0000-7000-8000-000000000000",
                       "--org-id", acme)
+
+
+async def test_tail_exits_0_on_ctrl_c(database_url: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "supervisor.node.cli", "tail", cwd=ROOT,
+        env=_environ(database_url), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    await asyncio.sleep(2.0)  # polling by now
+    assert proc.returncode is None
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 10)
+    assert proc.returncode == 0 and out == b"" and b"Traceback" not in err, err
