@@ -110,24 +110,32 @@ LIMIT $3
 # Dead letters, most recently dead first, in pages. $1 organization (NULL: across
 # organizations); $2 endpoint; $3 exact event type; $4, $5 dead in [since, until); $6 a
 # substring of the last error (case-insensitive); $7, $8 the previous page's last
-# (updated_at, id); $9 how many. Per organization through deliveries_dead.
+# (updated_at, id); $9 how many. The page is chosen first, through deliveries_dead (per
+# organization in its order); only its rows look up their event and endpoint, so the
+# events table is never joined whole.
 DEAD_LETTERS = """
-SELECT d.id, d.org_id, o.name AS org_name, d.endpoint_id, ep.url, e.type AS event_type,
-       d.attempts, d.response_status, d.last_error, d.updated_at, d.resolved_at,
-       d.resolved_by, d.resolution_note
-FROM deliveries d
-JOIN endpoints ep ON ep.id = d.endpoint_id
-JOIN events e ON e.id = d.event_id
-JOIN organizations o ON o.id = d.org_id
-WHERE d.status = 'dead_letter' AND ($1::uuid IS NULL OR d.org_id = $1)
-  AND ($2::uuid IS NULL OR d.endpoint_id = $2)
-  AND ($3::text IS NULL OR e.type = $3)
-  AND ($4::timestamptz IS NULL OR d.updated_at >= $4)
-  AND ($5::timestamptz IS NULL OR d.updated_at < $5)
-  AND ($6::text IS NULL OR strpos(lower(d.last_error), lower($6)) > 0)
-  AND ($7::timestamptz IS NULL OR (d.updated_at, d.id) < ($7, $8))
-ORDER BY d.updated_at DESC, d.id DESC
-LIMIT $9
+WITH page AS (
+    SELECT d.id, d.org_id, d.endpoint_id, d.event_id, d.attempts, d.response_status,
+           d.last_error, d.updated_at, d.resolved_at, d.resolved_by, d.resolution_note
+    FROM deliveries d
+    WHERE d.status = 'dead_letter' AND ($1::uuid IS NULL OR d.org_id = $1)
+      AND ($2::uuid IS NULL OR d.endpoint_id = $2)
+      AND ($3::text IS NULL OR (SELECT e.type FROM events e WHERE e.id = d.event_id) = $3)
+      AND ($4::timestamptz IS NULL OR d.updated_at >= $4)
+      AND ($5::timestamptz IS NULL OR d.updated_at < $5)
+      AND ($6::text IS NULL OR strpos(lower(d.last_error), lower($6)) > 0)
+      AND ($7::timestamptz IS NULL OR (d.updated_at, d.id) < ($7, $8))
+    ORDER BY d.updated_at DESC, d.id DESC
+    LIMIT $9
+)
+SELECT p.id, p.org_id, o.name AS org_name, p.endpoint_id, ep.url,
+       (SELECT e.type FROM events e WHERE e.id = p.event_id) AS event_type,
+       p.attempts, p.response_status, p.last_error, p.updated_at, p.resolved_at,
+       p.resolved_by, p.resolution_note
+FROM page p
+JOIN endpoints ep ON ep.id = p.endpoint_id
+JOIN organizations o ON o.id = p.org_id
+ORDER BY p.updated_at DESC, p.id DESC
 """
 
 # Events accepted per minute since $1 (a UUIDv7 floor: ids are time-ordered, so this is

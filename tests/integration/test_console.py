@@ -9,14 +9,18 @@ import asyncio
 import hashlib
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import asyncpg
 from aiohttp import web
 
+from ingestor import ops_console
+from ingestor import queries_console as qc
 from supervisor.node.tree import Node
 from tests.browser import BrowserPage, Browsers
 from tests.conftest import Api
@@ -462,3 +466,51 @@ async def test_operator_pauses_and_resumes_from_the_page_and_sees_the_nodes(
         await page.goto("/dashboard/nodes")
         assert "alive" in await page.text("#nodes")
         assert page.errors == [] and page.foreign_requests() == []
+
+
+async def test_the_console_reads_walk_indexes(db: asyncpg.Connection) -> None:
+    """At volume, every console read of the big tables walks an index range (the cap
+    and the statement timeout bound the rest): no sequential scan of events, deliveries
+    or attempts."""
+    orgs = [uuid.uuid4(), uuid.uuid4()]
+    for n, org in enumerate(orgs):
+        await db.execute("INSERT INTO organizations (id, name, tier) VALUES ($1, $2, 'free')",
+                         org, f"o{n}")
+        await db.execute("INSERT INTO endpoints (id, org_id, url, secret) VALUES "
+                         "($1, $2, 'http://example.com/', 'whsec_eA==')", uuid.uuid4(), org)
+    # UUIDv7 ids, as the node makes them: their first 48 bits are the time of acceptance.
+    await db.execute(
+        "INSERT INTO events (id, org_id, type, payload, routed_at, created_at) "
+        "SELECT (lpad(to_hex((extract(epoch FROM at) * 1000)::bigint), 12, '0') || '70008' "
+        "        || lpad(to_hex(i), 15, '0'))::uuid, "
+        "       (ARRAY[$1, $2]::uuid[])[1 + i % 2], 't', '{}', now(), at "
+        "FROM generate_series(1, 30000) i, "
+        "     LATERAL (SELECT now() - make_interval(mins => i % 3000) AS at) t", *orgs)
+    await db.execute(
+        "INSERT INTO deliveries (event_id, endpoint_id, org_id, status, last_error) "
+        "SELECT e.id, ep.id, e.org_id, CASE WHEN random() < 0.98 THEN 'delivered' "
+        "ELSE 'dead_letter' END, 'HTTP 500' FROM events e JOIN endpoints ep USING (org_id) "
+        "WHERE e.org_id = ep.org_id")
+    await db.execute(
+        "INSERT INTO delivery_attempts (delivery_id, attempt, response_status, duration_ms, "
+        "org_id, endpoint_id, event_type, latency_ms, created_at) "
+        "SELECT d.id, 1, 200, 10, d.org_id, d.endpoint_id, 't', 20, e.created_at "
+        "FROM deliveries d JOIN events e ON e.id = d.event_id")
+    await db.execute("ANALYZE")
+    since = datetime.now(UTC) - timedelta(hours=1)
+    floor = ops_console._uuid7_floor(since)
+    checks: list[tuple[str, tuple[Any, ...]]] = [
+        (qc.INGEST_PER_MINUTE, (floor, 500_000, None)),
+        (qc.INGEST_PER_MINUTE, (floor, 500_000, orgs[0])),
+        (qc.ATTEMPTS_PER_MINUTE, (since, 200_000)),
+        (qc.ORG_ATTEMPTS_PER_MINUTE, (since, 200_000, orgs[0])),
+        (qc.DEAD_LETTERS, (orgs[0], None, None, None, None, None, None, None, 51)),
+        (qc.DEAD_LETTERS, (None, None, "t", None, None, "500", None, None, 51)),
+        (qc.ENDPOINTS, (orgs[0], 500, 10_000, 200_000)),
+        (qc.ENDPOINTS, (None, 500, 10_000, 200_000)),
+        (qc.ENDPOINT_ATTEMPTS, (uuid.uuid4(), orgs[0], 50, 300)),
+    ]
+    for sql, args in checks:
+        plan = "\n".join(r[0] for r in await db.fetch("EXPLAIN " + sql, *args))
+        for table in ("events", "deliveries", "delivery_attempts"):
+            assert f"Seq Scan on {table} " not in plan + " ", (sql, plan)
