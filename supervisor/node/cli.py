@@ -91,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         config = load()
     except ConfigError as exc:
         return failures.report(StartupError(str(exc), failures.CONFIG))
-    logs.setup(config.log_format, config.log_level)
+    operator_command = args.command not in ("serve", "migrate")
+    # An operator's command prints its result and at most one line of refusal; its
+    # logging only says more when asked to (DEBUG).
+    quiet = operator_command and config.log_level.upper() != "DEBUG"
+    logs.setup(config.log_format, "ERROR" if quiet else config.log_level)
     if args.command == "serve":
         from supervisor.node.serve import serve  # loads the webhook packages
 

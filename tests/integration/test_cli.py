@@ -327,3 +327,29 @@ async def test_tail_exits_0_on_ctrl_c(database_url: str) -> None:
     proc.send_signal(signal.SIGINT)
     out, err = await asyncio.wait_for(proc.communicate(), 10)
     assert proc.returncode == 0 and out == b"" and b"Traceback" not in err, err
+
+
+async def test_tail_polls_read_only_the_new_rows(db: asyncpg.Connection) -> None:
+    """A tail's poll is a range of an index from the last id seen, for every
+    organization or for one, never a walk of the whole history."""
+    from ingestor.queries_delivery import DELIVERIES_AFTER, DELIVERIES_BY_IDS
+    from tests.integration.test_query_plans import _fill
+
+    await _fill(db, 20_000)
+    org = await db.fetchval("SELECT id FROM organizations")
+    last = await db.fetchval("SELECT max(id) - 10 FROM deliveries")
+    for args in ((last, None, None, 500), (last, org, None, 500)):
+        rows = await db.fetch("EXPLAIN (ANALYZE) " + DELIVERIES_AFTER, *args)
+        plan = "\n".join(r[0] for r in rows)
+        assert "Index" in plan and "Seq Scan on deliveries" not in plan, plan
+    rows = await db.fetch("EXPLAIN (ANALYZE) " + DELIVERIES_BY_IDS, [last, last + 1], None)
+    plan = "\n".join(r[0] for r in rows)
+    assert "Seq Scan on deliveries" not in plan, plan
+
+
+async def test_an_unreachable_database_is_a_failure() -> None:
+    from tests.conftest import free_port
+
+    code, out, err = await cli(f"postgresql://triggerd@127.0.0.1:{free_port()}/x", "status",
+                               TRIGGERD_DB_CONNECT_TIMEOUT="1s")
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, err
