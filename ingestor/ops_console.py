@@ -40,6 +40,7 @@ DUE_CAP = 10_000
 ATTEMPTS_READ = 200_000  # attempts one hour's statistics read at most
 EVENTS_READ = 500_000
 ATTEMPTS_SHOWN = 50
+ORG_ATTEMPTS_READ = 20_000  # an organization's latest attempts an endpoint's are among
 EXCERPT_CHARS = 300
 AUDIT_SHOWN = 200
 ORGS_SHOWN = 500
@@ -66,7 +67,8 @@ def _state(row: Any) -> str:
 async def list_endpoints(db: Db, scope: Scope) -> tuple[EndpointRow, ...]:
     """The newest ENDPOINTS_SHOWN endpoints with their last hour and due backlog."""
     async with bounded(db) as conn:
-        rows = await conn.fetch(q.ENDPOINTS, scope, ENDPOINTS_SHOWN, DUE_CAP, ATTEMPTS_READ)
+        rows = await conn.fetch(q.ENDPOINTS if scope is None else q.ORG_ENDPOINTS, scope,
+                                ENDPOINTS_SHOWN, DUE_CAP, ATTEMPTS_READ)
     return tuple(EndpointRow(
         r["id"], r["org_id"], r["org_name"], r["url"], r["description"], _state(r),
         r["disabled_reason"], r["paused_by"], r["consecutive_failures"], r["attempts"],
@@ -75,10 +77,11 @@ async def list_endpoints(db: Db, scope: Scope) -> tuple[EndpointRow, ...]:
 
 
 async def endpoint_attempts(db: Db, scope: Scope, endpoint_id: UUID) -> tuple[AttemptRow, ...]:
-    """The endpoint's latest attempts (caller checks the endpoint is in scope)."""
+    """The endpoint's latest attempts; NotFound when it is not in scope."""
+    org = await endpoint_org(db, scope, endpoint_id)
     async with bounded(db) as conn:
-        rows = await conn.fetch(q.ENDPOINT_ATTEMPTS, endpoint_id, scope, ATTEMPTS_SHOWN,
-                                EXCERPT_CHARS)
+        rows = await conn.fetch(q.ENDPOINT_ATTEMPTS, endpoint_id, org, ATTEMPTS_SHOWN,
+                                EXCERPT_CHARS, ORG_ATTEMPTS_READ)
     return tuple(AttemptRow(r["delivery_id"], r["attempt"], r["event_type"],
                             r["response_status"], round(r["duration_ms"], 1), r["error"],
                             r["response_excerpt"], r["created_at"]) for r in rows)
@@ -159,10 +162,11 @@ async def live(db: Db, scope: Scope) -> Live:
             depth, oldest = health.stats.queue_depth, health.stats.oldest_pending_age_s
     minutes = _minutes(since, list(ingest), list(attempts))
     events = sum(m.events for m in minutes)
+    scanned = sum(r["scanned"] for r in ingest)
     tried = sum(m.delivered + m.http_error + m.failed for m in minutes)
     return Live(now, minutes, events, sum(m.delivered for m in minutes),
                 sum(m.http_error + m.failed for m in minutes), depth, round(oldest, 1),
-                events >= EVENTS_READ or tried >= ATTEMPTS_READ)
+                scanned >= EVENTS_READ or tried >= ATTEMPTS_READ)
 
 
 async def audit(db: Db, scope: Scope, *, who: str, action: str, target: str | None,

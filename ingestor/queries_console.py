@@ -60,10 +60,11 @@ ORGANIZATIONS = "SELECT id, name FROM organizations ORDER BY name, id LIMIT $1"
 
 # Endpoints with their last hour: attempts, successes (an attempt with a latency),
 # p99 duration, and their due backlog (at most $3 counted each, through
-# deliveries_endpoint_open). $1 organization (NULL: across organizations); $2 how many
-# endpoints; $3 the backlog cap; $4 the attempts read at most. The attempts are one
-# capped range of delivery_attempts_org (or _recent across organizations).
-ENDPOINTS = """
+# deliveries_endpoint_open). $1 organization (NULL: across organizations, ENDPOINTS
+# only); $2 how many endpoints; $3 the backlog cap; $4 the attempts read at most: one
+# capped range of delivery_attempts_recent (ENDPOINTS) or of delivery_attempts_org
+# (ORG_ENDPOINTS), whatever the organization's share of the hour.
+_ENDPOINTS = """
 WITH listed AS (
     SELECT ep.*, o.name AS org_name
     FROM endpoints ep JOIN organizations o ON o.id = ep.org_id
@@ -73,8 +74,7 @@ WITH listed AS (
 ), recent AS (
     SELECT a.endpoint_id, a.latency_ms, a.duration_ms
     FROM delivery_attempts a
-    WHERE a.created_at >= now() - interval '1 hour'
-      AND a.org_id IS NOT NULL AND ($1::uuid IS NULL OR a.org_id = $1)
+    WHERE a.created_at >= now() - interval '1 hour' AND {attempts_of}
     LIMIT $4
 ), stats AS (
     SELECT endpoint_id, count(*) AS attempts, count(latency_ms) AS successes,
@@ -94,16 +94,22 @@ SELECT l.id, l.org_id, l.org_name, l.url, l.description, l.enabled, l.disabled_r
 FROM listed l LEFT JOIN stats s ON s.endpoint_id = l.id
 ORDER BY l.created_at DESC, l.id
 """
+ENDPOINTS = _ENDPOINTS.format(attempts_of="$1::uuid IS NULL")
+ORG_ENDPOINTS = _ENDPOINTS.format(attempts_of="a.org_id = $1")
 
-# An endpoint's latest attempts, newest first. $1 endpoint; $2 organization (NULL: any);
-# $3 how many; the response body cut to $4 characters.
+# An endpoint's latest attempts, newest first, among its organization's latest $5
+# attempts of the last 7 days (one capped range of delivery_attempts_org: attempts
+# have no index by endpoint). $1 endpoint; $2 its organization; $3 how many; the
+# response body cut to $4 characters.
 ENDPOINT_ATTEMPTS = """
-SELECT a.delivery_id, a.attempt, a.response_status, a.duration_ms, a.error,
-       left(a.response_body, $4) AS response_excerpt, a.event_type, a.created_at
-FROM delivery_attempts a
-WHERE a.endpoint_id = $1 AND a.org_id IS NOT NULL AND ($2::uuid IS NULL OR a.org_id = $2)
-  AND a.created_at >= now() - interval '7 days'
-ORDER BY a.created_at DESC
+SELECT delivery_id, attempt, response_status, duration_ms, error,
+       left(response_body, $4) AS response_excerpt, event_type, created_at
+FROM (SELECT * FROM delivery_attempts a
+      WHERE a.org_id = $2 AND a.created_at >= now() - interval '7 days'
+      ORDER BY a.created_at DESC
+      LIMIT $5) latest
+WHERE endpoint_id = $1
+ORDER BY created_at DESC
 LIMIT $3
 """
 
@@ -139,12 +145,15 @@ ORDER BY p.updated_at DESC, p.id DESC
 """
 
 # Events accepted per minute since $1 (a UUIDv7 floor: ids are time-ordered, so this is
-# one range of the primary key), at most $2 read; $3 organization (NULL: all).
+# one range of the primary key), at most $2 read whoever's they are (events have no
+# index by organization and time); of them, those of organization $3 (NULL: all).
+# `scanned` tells whether the cap was reached.
 INGEST_PER_MINUTE = """
-SELECT date_trunc('minute', created_at) AS minute, count(*) AS events
-FROM (SELECT created_at FROM events
-      WHERE id >= $1 AND ($3::uuid IS NULL OR org_id = $3) LIMIT $2) recent
-GROUP BY 1 ORDER BY 1
+WITH recent AS (SELECT created_at, org_id FROM events WHERE id >= $1 LIMIT $2)
+SELECT date_trunc('minute', created_at) AS minute,
+       count(*) FILTER (WHERE $3::uuid IS NULL OR org_id = $3) AS events,
+       count(*) AS scanned
+FROM recent GROUP BY 1 ORDER BY 1
 """
 
 # Attempts per minute since $1 by outcome, with p50/p99 of their duration and of the

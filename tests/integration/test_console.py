@@ -506,9 +506,9 @@ async def test_the_console_reads_walk_indexes(db: asyncpg.Connection) -> None:
         (qc.ORG_ATTEMPTS_PER_MINUTE, (since, 200_000, orgs[0])),
         (qc.DEAD_LETTERS, (orgs[0], None, None, None, None, None, None, None, 51)),
         (qc.DEAD_LETTERS, (None, None, "t", None, None, "500", None, None, 51)),
-        (qc.ENDPOINTS, (orgs[0], 500, 10_000, 200_000)),
+        (qc.ORG_ENDPOINTS, (orgs[0], 500, 10_000, 200_000)),
         (qc.ENDPOINTS, (None, 500, 10_000, 200_000)),
-        (qc.ENDPOINT_ATTEMPTS, (uuid.uuid4(), orgs[0], 50, 300)),
+        (qc.ENDPOINT_ATTEMPTS, (uuid.uuid4(), orgs[0], 50, 300, 20_000)),
     ]
     for sql, args in checks:
         plan = "\n".join(r[0] for r in await db.fetch("EXPLAIN " + sql, *args))
