@@ -38,6 +38,9 @@ def add(commands: Any) -> None:
     create.add_argument("--description")
     create.add_argument("--rate-limit", type=int, dest="rate_limit_per_second")
     create.add_argument("--timeout", type=float, dest="timeout_s", help="seconds")
+    create.add_argument("--header", action="append", metavar="NAME:VALUE",
+                        help="a header sent with each delivery (repeatable)")
+    create.add_argument("--success-statuses", help="comma-separated, e.g. 200,202")
     create.add_argument("--ordered", action="store_true", default=None)
     create.add_argument("--paused", action="store_true", default=None)
     actions: dict[str, tuple[Command, str]] = {
@@ -69,6 +72,16 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
             body["filter"] = orjson.loads(args.filter)
         except orjson.JSONDecodeError as exc:
             raise Invalid(f"--filter is not JSON: {exc}") from None
+    if args.header:
+        pairs = [h.partition(":") for h in args.header]
+        if any(not sep for _, sep, _ in pairs):
+            raise Invalid("--header must be NAME:VALUE")
+        body["headers"] = {name.strip(): value.strip() for name, _, value in pairs}
+    if args.success_statuses is not None:
+        try:
+            body["success_statuses"] = [int(v) for v in args.success_statuses.split(",")]
+        except ValueError:
+            raise Invalid("--success-statuses must be status codes, e.g. 200,202") from None
     for name in ("priority", "description", "rate_limit_per_second", "timeout_s", "ordered",
                  "paused"):
         if getattr(args, name) is not None:

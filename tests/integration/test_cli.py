@@ -138,9 +138,12 @@ async def test_endpoints(database_url: str, db: asyncpg.Connection) -> None:
     url = "https://93.184.216.34/hook"
     created = await ok(database_url, "endpoints", "create", "--org-id", acme, "--url", url,
                        "--event-types", "order.created,order.paid", "--priority", "8",
-                       "--filter", '{"data": {"total": {"$gt": 10}}}')
+                       "--filter", '{"data": {"total": {"$gt": 10}}}',
+                       "--header", "X-Tenant: acme", "--success-statuses", "200,202")
     ep = created["id"]
     assert created["secret"].startswith("whsec_") and created["priority"] == 8
+    assert created["headers"] == {"X-Tenant": "acme"}
+    assert created["success_statuses"] == [200, 202]
     row = await db.fetchrow("SELECT org_id, url, event_types, priority FROM endpoints "
                             "WHERE id = $1", ep)
     assert str(row["org_id"]) == acme and row["url"] == url and row["priority"] == 8
