@@ -59,6 +59,14 @@ def uuid_arg(raw: str | None, name: str) -> UUID | None:
     return parsed
 
 
+def path_uuid(request: web.Request, name: str) -> UUID:
+    """A UUID from the route's path (a malformed one is a 400)."""
+    parsed = uuid_arg(request.match_info[name], name)
+    if parsed is None:
+        raise Invalid(f"{name} must be a UUID")
+    return parsed
+
+
 def scope_of(session: Session, params: Any) -> UUID | None:
     if not session.operator:
         return session.org_id

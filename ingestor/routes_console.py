@@ -10,19 +10,22 @@ routes_console_api.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
+from uuid import UUID
 
 from aiohttp import web
 
 from ingestor import console_pages, console_sessions, ops_console, ops_endpoints
 from ingestor.auth import well_formed
-from ingestor.console_sessions import same_origin
+from ingestor.console_sessions import Session, same_origin
 from ingestor.console_web import (
     LOGIN,
     operator_only,
     page,
+    path_uuid,
     scope_of,
     session_of,
     uuid_arg,
@@ -44,7 +47,10 @@ MAX_TOKEN = 200
 PAGE, MAX_PAGE = 50, 200  # dead letters a page
 
 
-async def _chrome(request: web.Request, current: str, body_of: Any) -> web.Response:
+Body = Callable[[Session, UUID | None], Awaitable[str]]
+
+
+async def _chrome(request: web.Request, current: str, body_of: Body) -> web.Response:
     """A page of the console: the session, its scope and the organizations around it."""
     session = await session_of(request)
     scope = scope_of(session, request.query)
@@ -61,7 +67,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
             not wants_page(request) or "Authorization" in request.headers):
         return await status_page(request)  # scripts and probes: the status page, as before
 
-    async def body(*_: Any) -> str:
+    async def body(session: Session, scope: UUID | None) -> str:
         return console_pages.live()
     return await _chrome(request, "live", body)
 
@@ -118,7 +124,7 @@ async def logout(request: web.Request) -> web.Response:
 
 @routes.get("/dashboard/endpoints")
 async def endpoints_page(request: web.Request) -> web.Response:
-    async def body(session: Any, scope: Any) -> str:
+    async def body(session: Session, scope: UUID | None) -> str:
         rows = await ops_console.list_endpoints(request.app[INGEST].pool(), scope)
         return console_pages.endpoints(session, scope, rows)
     return await _chrome(request, "endpoints", body)
@@ -126,10 +132,9 @@ async def endpoints_page(request: web.Request) -> web.Response:
 
 @routes.get("/dashboard/endpoints/{endpoint_id}")
 async def endpoint_page(request: web.Request) -> web.Response:
-    endpoint_id = uuid_arg(request.match_info["endpoint_id"], "endpoint_id")
-    assert endpoint_id is not None  # the route has it
+    endpoint_id = path_uuid(request, "endpoint_id")
 
-    async def body(session: Any, scope: Any) -> str:
+    async def body(session: Session, scope: UUID | None) -> str:
         pool = request.app[INGEST].pool()
         endpoint = await ops_endpoints.get_endpoint(pool, scope, endpoint_id)
         attempts = await ops_console.endpoint_attempts(pool, scope, endpoint_id)
@@ -174,7 +179,7 @@ async def search_dead_letters(pool: Any, scope: Any, params: Any) -> Any:
 
 @routes.get("/dashboard/dead-letters")
 async def dead_letters_page(request: web.Request) -> web.Response:
-    async def body(session: Any, scope: Any) -> str:
+    async def body(session: Session, scope: UUID | None) -> str:
         found = await search_dead_letters(request.app[INGEST].pool(), scope, request.query)
         return console_pages.dead_letters(session, scope, found,
                                           dead_letter_search(request.query), request.path_qs)
@@ -183,7 +188,7 @@ async def dead_letters_page(request: web.Request) -> web.Response:
 
 @routes.get("/dashboard/audit")
 async def audit_page(request: web.Request) -> web.Response:
-    async def body(session: Any, scope: Any) -> str:
+    async def body(session: Session, scope: UUID | None) -> str:
         return console_pages.audit(await ops_console.audit_trail(
             request.app[INGEST].pool(), scope))
     return await _chrome(request, "audit", body)
@@ -191,7 +196,7 @@ async def audit_page(request: web.Request) -> web.Response:
 
 @routes.get("/dashboard/nodes")
 async def nodes_page(request: web.Request) -> web.Response:
-    async def body(session: Any, scope: Any) -> str:
+    async def body(session: Session, scope: UUID | None) -> str:
         operator_only(session)
         return console_pages.nodes(await list_nodes(request.app[INGEST].pool()))
     return await _chrome(request, "nodes", body)

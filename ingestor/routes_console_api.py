@@ -20,7 +20,14 @@ from aiohttp import web
 
 from ingestor import console_sessions, ops_console, ops_deliveries, ops_endpoints
 from ingestor.console_sessions import Session
-from ingestor.console_web import json_of, operator_only, scope_of, session_of, uuid_arg
+from ingestor.console_web import (
+    json_of,
+    operator_only,
+    path_uuid,
+    scope_of,
+    session_of,
+    uuid_arg,
+)
 from ingestor.context import INGEST
 from ingestor.errors import ApiError, Invalid
 from ingestor.nodes import list_nodes
@@ -52,8 +59,7 @@ async def endpoints(request: web.Request) -> web.Response:
 async def attempts(request: web.Request) -> web.Response:
     session = await session_of(request)
     scope = scope_of(session, request.query)
-    endpoint_id = uuid_arg(request.match_info["endpoint_id"], "endpoint_id")
-    assert endpoint_id is not None
+    endpoint_id = path_uuid(request, "endpoint_id")
     return json_of({"attempts": await ops_console.endpoint_attempts(
         request.app[INGEST].pool(), scope, endpoint_id)})  # NotFound out of scope
 
