@@ -172,6 +172,14 @@ def endpoint(session: Session, scope: UUID | None, ep: Endpoint,
                      {"endpoint_id": ep.id}) if paused else
               action(session, "pause", "Pause", f"Pause {ep.url}? Its deliveries wait.", back,
                      {"endpoint_id": ep.id}))
+    enabling = (action(session, "disable", "Disable", f"Disable {ep.url}? Its undelivered "
+                       "deliveries become dead letters.", back, {"endpoint_id": ep.id},
+                       '<input name="reason" placeholder="reason" maxlength="1000">')
+                if ep.enabled else
+                action(session, "enable", "Enable", f"Enable {ep.url} and close its breaker?",
+                       back, {"endpoint_id": ep.id}))
+    dead = (f'<a id="endpoint-dead-letters" href="/dashboard/dead-letters'
+            f'{_e(query(scope, session, endpoint_id=ep.id))}">its dead letters</a>')
     recover = action(session, "recover", "Recover since", "Re-queue this endpoint's failed and "
                      "dead deliveries since the time given?", back, {"endpoint_id": ep.id},
                      '<input type="datetime-local" name="since" required step="1">')
@@ -183,7 +191,9 @@ def endpoint(session: Session, scope: UUID | None, ep: Endpoint,
     state = "disabled" if not ep.enabled else "paused" if paused else "enabled"
     return (f'<h1>Endpoint <span id="endpoint-url">{_e(ep.url)}</span></h1>'
             f'<p>{_e(ep.id)} · <span id="endpoint-state">{_e(state)}</span>'
-            f' · {_e(ep.description)}</p><div class="actions">{toggle}{recover}</div>'
+            f"{'' if ep.enabled else ' (' + _e(ep.disabled_reason) + ')'}"
+            f" · {_e(ep.description)} · {dead}</p>"
+            f'<div class="actions">{toggle}{enabling}{recover}</div>'
             "<h2>Recent attempts</h2>"
             + _table(("at", "delivery", "#", "type", "status", "ms", "error",
                       "response excerpt"), lines, "attempts", "no attempts yet"))

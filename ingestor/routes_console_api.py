@@ -143,6 +143,13 @@ async def _endpoint_action(db: Db, session: Session, scope: UUID | None, args: A
     if name == "resume":
         await ops_endpoints.resume_endpoint(db, scope, endpoint_id)
         return org, str(endpoint_id), "Endpoint resumed"
+    if name == "enable":
+        await ops_endpoints.enable_endpoint(db, scope, endpoint_id)
+        return org, str(endpoint_id), "Endpoint enabled, its breaker closed"
+    if name == "disable":
+        reason = str(args.get("reason", "")).strip()[:MAX_NOTE] or f"by {session.who}"
+        await ops_endpoints.disable_endpoint(db, scope, endpoint_id, reason)
+        return org, str(endpoint_id), f"Endpoint disabled: {reason}"
     since = when(str(args.get("since", "")), "since")
     if since is None:
         raise Invalid("since is required")
@@ -159,6 +166,7 @@ def _endpoint(name: str) -> Action:
 ACTIONS: dict[str, Action] = {
     "retry": _retry, "resolve": _resolve, "retry-filtered": _retry_filtered,
     "pause": _endpoint("pause"), "resume": _endpoint("resume"),
+    "enable": _endpoint("enable"), "disable": _endpoint("disable"),
     "recover": _endpoint("recover")}
 
 

@@ -368,6 +368,17 @@ async def test_operator_pauses_and_resumes_from_the_page_and_sees_the_nodes(
         assert await page.text("#endpoint-state") == "enabled"
         assert await db.fetchval("SELECT paused_at FROM endpoints WHERE id = $1",
                                  two["id"]) is None
+        await page.fill("input[name=reason]", "<i>maintenance</i>")
+        await page.click(".act-disable")
+        await page.page.wait_for_url("**notice=Endpoint+disabled**")
+        assert await page.text("#endpoint-state") == "disabled"
+        assert "(<i>maintenance</i>)" in await page.text("main p:nth-of-type(2)")
+        await page.click(".act-enable")
+        await page.page.wait_for_url("**notice=Endpoint+enabled**")
+        assert await page.text("#endpoint-state") == "enabled"
+        await page.click("#endpoint-dead-letters")
+        await page.page.wait_for_url(f"**/dashboard/dead-letters?*endpoint_id={one['id']}*")
+        assert await page.page.input_value("#dl-endpoint_id") == one["id"]
         await page.goto("/dashboard/nodes")
         assert "alive" in await page.text("#nodes")
         assert page.errors == [] and page.foreign_requests() == []
