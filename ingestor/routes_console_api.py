@@ -11,6 +11,7 @@ carrying what happened (a refusal too); a JSON request with the JSON.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -35,6 +36,7 @@ from ingestor.ops_db import Db
 from ingestor.records_console import ActionDone
 from ingestor.routes_console import search_dead_letters, when
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MAX_NOTE = 1000
@@ -202,6 +204,8 @@ async def act(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(_with_notice(_back(args), f"Refused: {exc.message}")) from None
     await ops_console.audit(pool, org, who=session.who, action=name, target=target,
                             detail=message)
+    log.info("console action %s by %s on %s: %s", name, session.who, target, message,
+             extra={"org_id": str(org) if org else None})
     if form:
         raise web.HTTPSeeOther(_with_notice(_back(args), message))
     return json_of(ActionDone(name, message))
