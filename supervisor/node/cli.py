@@ -111,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         return failures.report(exc)
     except ApiError as exc:
         return cli_output.refused(exc)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        # e.g. a statement past TRIGGERD_STATEMENT_TIMEOUT, or the connection lost
+        print(f"triggerd: the database failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return cli_output.FAILURE
     except KeyboardInterrupt:
         return 0 if args.command == "tail" else 130
 
