@@ -125,7 +125,7 @@ def live() -> str:
               ("outcomes", "Attempts per minute by outcome"),
               ("duration", "Attempt duration p50 / p99 (ms)"),
               ("latency", "Ingest to delivered p50 / p99 (ms)"),
-              ("queue", "Queue depth and oldest due age (s), since this page opened"))
+              ("queue", "Queue depth and oldest due age (s), per minute, then now"))
     figures = "".join(f'<figure><figcaption>{label}</figcaption>'
                       f'<svg id="chart-{key}" class="chart" viewBox="0 0 600 140" '
                       'role="img"></svg></figure>' for key, label in charts)

@@ -32,6 +32,7 @@ from ingestor.records_console import (
     Live,
     Minute,
     OrgName,
+    QueueSample,
 )
 
 STATEMENT_TIMEOUT_MS = 2000
@@ -146,7 +147,8 @@ def _minutes(since: datetime, ingest: list[Any], attempts: list[Any]) -> tuple[M
 
 
 async def live(db: Db, scope: Scope) -> Live:
-    """The last hour per minute (ingest, outcomes, percentiles) and the queue now."""
+    """The last hour per minute (ingest, outcomes, percentiles, the queue's samples) and
+    the queue now."""
     now = datetime.now(UTC)
     since = now - timedelta(hours=1)
     async with bounded(db) as conn:
@@ -160,13 +162,16 @@ async def live(db: Db, scope: Scope) -> Live:
             attempts = await conn.fetch(q.ORG_ATTEMPTS_PER_MINUTE, since, ATTEMPTS_READ, scope)
             health = await ops_metrics.queue_health(conn, scope)
             depth, oldest = health.stats.queue_depth, health.stats.oldest_pending_age_s
+        samples = await conn.fetch(q.QUEUE_SAMPLES, scope, since)
     minutes = _minutes(since, list(ingest), list(attempts))
     events = sum(m.events for m in minutes)
     scanned = sum(r["scanned"] for r in ingest)
     tried = sum(m.delivered + m.http_error + m.failed for m in minutes)
     return Live(now, minutes, events, sum(m.delivered for m in minutes),
                 sum(m.http_error + m.failed for m in minutes), depth, round(oldest, 1),
-                scanned >= EVENTS_READ or tried >= ATTEMPTS_READ)
+                scanned >= EVENTS_READ or tried >= ATTEMPTS_READ,
+                tuple(QueueSample(r["minute"], r["depth"], r["due"],
+                                  round(r["oldest_due_age_s"], 1)) for r in samples))
 
 
 async def audit(db: Db, scope: Scope, *, who: str, action: str, target: str | None,

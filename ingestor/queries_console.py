@@ -194,3 +194,22 @@ WHERE id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR org_id = $2)
 
 # The organization of a delivery in scope. $1 delivery; $2 organization (NULL: any).
 DELIVERY_ORG = "SELECT org_id FROM deliveries WHERE id = $1 AND ($2::uuid IS NULL OR org_id = $2)"
+
+# The queue's samples since $2 (sql/011, written once a minute by workers/sampler.py),
+# oldest first, 120 at most (an hour has 60). $1 organization (NULL: the fleet). Walks
+# the fleet's rows of queue_samples_scope (a minute with a fleet row was sampled) and
+# looks up the organization's own row beside each: an organization without one had
+# nothing waiting that minute (or was not among the busiest sampled). Nothing of the
+# fleet's counts is returned for an organization.
+QUEUE_SAMPLES = """
+SELECT f.minute, coalesce(s.depth, 0) AS depth, coalesce(s.due, 0) AS due,
+       coalesce(s.oldest_due_age_s, 0)::float8 AS oldest_due_age_s
+FROM queue_samples f
+LEFT JOIN queue_samples s
+       ON s.minute = f.minute
+      AND s.scope = coalesce($1::uuid, '00000000-0000-0000-0000-000000000000')
+      AND s.minute >= $2  -- redundant, so both sides read one range of the scope index
+WHERE f.scope = '00000000-0000-0000-0000-000000000000' AND f.minute >= $2
+ORDER BY f.minute
+LIMIT 120
+"""

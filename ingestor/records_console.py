@@ -84,8 +84,19 @@ class Minute:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueSample:
+    """The waiting deliveries at one minute (its start), as sampled then."""
+
+    minute: datetime
+    depth: int
+    due: int
+    oldest_due_age_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Live:
-    """The live page's data: per-minute series over the last hour and the queue now."""
+    """The live page's data: per-minute series over the last hour, the queue now and its
+    per-minute samples over the last hour."""
 
     at: datetime
     minutes: tuple[Minute, ...]
@@ -95,6 +106,7 @@ class Live:
     queue_depth: int
     oldest_due_s: float
     capped: bool  # a series read its cap: its counts are lower bounds
+    queue_samples: tuple[QueueSample, ...]  # the last hour's, oldest first
 
 
 @dataclass(frozen=True, slots=True)

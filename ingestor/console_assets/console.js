@@ -1,12 +1,12 @@
 // The console's behaviour: confirmation of every action form, sorting and filtering of
-// tables, and the live page's charts, polled from /dashboard/api/live. No framework,
-// nothing from another origin; every text goes in through textContent.
+// tables, and the live page's charts (the queue's from its stored per-minute samples),
+// polled from /dashboard/api/live. No framework, nothing from another origin; every text
+// goes in through textContent.
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
 const POLL_MS = 3000;
 const COLORS = ["#2b6cb0", "#c05621", "#b00020", "#2f855a"];
-const queueHistory = { at: [], depth: [], oldest: [] };
 
 function confirmActions() {
   for (const form of document.querySelectorAll("form[data-confirm]")) {
@@ -113,15 +113,12 @@ function show(live) {
   draw(document.getElementById("chart-latency"), [
     { label: "p50", values: pick("latency_p50_ms") },
     { label: "p99", values: pick("latency_p99_ms") }]);
-  queueHistory.depth.push(live.queue_depth);
-  queueHistory.oldest.push(live.oldest_due_s);
-  if (queueHistory.depth.length > 1200) {
-    queueHistory.depth.shift();
-    queueHistory.oldest.shift();
-  }
+  // The last hour's per-minute samples (stored by one node of the fleet), then now.
+  const samples = live.queue_samples || [];
   draw(document.getElementById("chart-queue"), [
-    { label: "depth", values: queueHistory.depth },
-    { label: "oldest due s", values: queueHistory.oldest }]);
+    { label: "depth", values: samples.map((x) => x.depth).concat([live.queue_depth]) },
+    { label: "oldest due s",
+      values: samples.map((x) => x.oldest_due_age_s).concat([live.oldest_due_s]) }]);
 }
 
 async function poll(section) {

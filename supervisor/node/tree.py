@@ -8,7 +8,8 @@ This is the one module that imports both the runtime and the webhook packages.
     │  ├─ Heartbeat                    the node's row in `nodes`; stops last, deleting it
     │  ├─ Alerter
     │  ├─ Rescuer
-    │  └─ Pruner
+    │  ├─ Pruner
+    │  └─ Sampler                      the queue's per-minute history, one node a minute
     ├─ Processing (one_for_one)        roles "process" and/or "deliver"
     │  ├─ ResultWriter                 deliver: stops last, after the pool drained
     │  ├─ Deliverer                    deliver
@@ -57,6 +58,7 @@ from workers.pool import DeliveryPool
 from workers.pruner import Pruner
 from workers.rescuer import Rescuer
 from workers.results import ResultWriter
+from workers.sampler import Sampler
 from workers.schedule import RetrySchedule
 
 P = TypeVar("P", bound=Process)
@@ -186,6 +188,7 @@ class Node:
                                                  max_rescues=config.max_rescues)),
             ChildSpec("pruner", lambda: Pruner(self.pool, retention=config.retention,
                                                interval=config.prune_interval)),
+            ChildSpec("sampler", lambda: Sampler(self.pool)),
         ], intensity=10)
 
     def _processing_tree(self) -> Supervisor:
