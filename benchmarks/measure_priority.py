@@ -43,6 +43,7 @@ from benchmarks.profiles import Profile
 
 LOW_TYPE, HIGH_TYPE = "bench.backlog", "benchmark.test"  # HIGH_TYPE: loadgen's EVENT
 POLL_S = 0.2
+SLOWEST = 5  # the slowest H deliveries reported with their time in the open loop
 
 # $2 delivered events of org $1 with pending deliveries to endpoint $3 (routed now, ids
 # random, due now), each delivery carrying the endpoint's stored priority.
@@ -148,10 +149,10 @@ class Phase:
         drained = (await conn.fetchrow(COUNTS, low, _at(started), _at(ended)))["within"]
         served = (await conn.fetchrow(COUNTS, high, _at(started), _at(ended)))["within"]
         arrivals: dict[str, float] = await ask_receiver(self.receiver, "GET", "/_arrivals")
-        latencies = sorted((arrivals[i] - t) * 1000 for i, t in sent_at.items()
-                           if i in arrivals)
+        timed = sorted(((arrivals[i] - t) * 1000, t - started) for i, t in sent_at.items()
+                       if i in arrivals)
         high_statuses = {r["status"]: r["n"] for r in await conn.fetch(STATUSES, high)}
-        return _figures(self, sent_at, statuses, latencies, ended - started,
+        return _figures(self, sent_at, statuses, timed, ended - started,
                         (drained, served), int(at_end["open"]), high_statuses, waited)
 
     async def _arrivals(self, conn: asyncpg.Connection, low: uuid.UUID, high: uuid.UUID,
@@ -173,9 +174,11 @@ class Phase:
 
 
 def _figures(phase: Phase, sent_at: dict[str, float], statuses: Counter[str],
-             latencies: list[float], seconds: float, within: tuple[int, int], low_left: int,
-             high_statuses: dict[str, int], waited: float) -> dict[str, Any]:
-    """`within`: L's and H's deliveries that finished within the open loop's `seconds`."""
+             timed: list[tuple[float, float]], seconds: float, within: tuple[int, int],
+             low_left: int, high_statuses: dict[str, int], waited: float) -> dict[str, Any]:
+    """`timed`: H's latencies (ms) with their send time in the open loop (s), fastest
+    first; `within`: L's and H's deliveries that finished within the open loop."""
+    latencies = [ms for ms, _ in timed]
     if not latencies:
         raise Missing("none of the high-priority events reached the receiver")
     non_2xx = sum(n for status, n in statuses.items() if not status.startswith("2"))
@@ -191,7 +194,9 @@ def _figures(phase: Phase, sent_at: dict[str, float], statuses: Counter[str],
         # the whole pool's pace: a backlog drained slower only because H went first is not
         # a loss
         "delivered_per_s": (drained + served) / seconds if seconds else None,
-        "waited_after_s": round(waited, 2)}
+        "waited_after_s": round(waited, 2),
+        "slowest": [{"ms": round(ms, 1), "sent_at_s": round(at, 2)}
+                    for ms, at in timed[-SLOWEST:][::-1]]}
     problems = []
     if non_2xx:
         problems.append(f"{non_2xx} of {sum(statuses.values())} POSTs were not 2xx")

@@ -29,7 +29,7 @@ class Profile:
     isolation_rate: float = 100.0   # events per second for the healthy endpoint G
     isolation_hang_rate: float = 200.0  # and for the hanging endpoint H (at least G's)
     isolation_s: float = 18.0       # each phase; past the default 15 s request timeout
-    priority_backlog: int = 12_000  # low-priority deliveries queued before the high stream
+    priority_backlog: int = 8_000   # low-priority deliveries queued before the high stream
     priority_rate: float = 50.0     # high-priority events per second, open loop
     priority_s: float = 10.0        # the open loop of each phase
     priority_pool: int = 20         # POOL_SIZE and TRIGGERD_ENDPOINT_CONCURRENCY

@@ -41,12 +41,12 @@ def _has(results: dict[str, object], dotted: str) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(120)
 def test_smoke_run_writes_results(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--smoke", "--no-install", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=80)
+        cwd=REPO, capture_output=True, text=True, timeout=110)
     assert done.returncode == 0, done.stderr[-3000:]
 
     results = json.loads(out.read_text())
