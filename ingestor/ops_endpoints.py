@@ -8,11 +8,13 @@ SSRF guard applies to every URL written unless `allow_private`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import orjson
 
 from ingestor import queries_endpoints as q
@@ -34,6 +36,7 @@ from ingestor.records import (
 from ingestor.validation import EventIn
 
 RECOVER_BATCH = 5_000
+DELETE_TRIES = 3  # a delete chosen as a deadlock's victim is done again, this many in all
 CANCEL_BATCH = 5_000  # deliveries a delete cancels at once; the Rescuer ends the rest
 PRIORITY_BATCH = 5_000  # open deliveries given a new priority per statement
 # UPDATE_ENDPOINT's $4..$8, by field name.
@@ -113,6 +116,16 @@ async def _reprioritize(db: Db, endpoint_id: UUID, org_id: UUID, priority: int) 
 async def delete_endpoint(db: Db, org_id: UUID, endpoint_id: UUID) -> EndpointDeleted:
     """Deletes an endpoint: its undelivered deliveries are cancelled, their events
     settle; the row stays, without secrets, so its deliveries still name it."""
+    # It locks the endpoint, then its deliveries; an outcome being recorded locks a
+    # delivery, then its endpoint. PostgreSQL ends one of the two: a delete ended so was
+    # rolled back whole, and is simply done again.
+    for _ in range(DELETE_TRIES - 1):
+        with contextlib.suppress(asyncpg.DeadlockDetectedError):
+            return await _delete_once(db, org_id, endpoint_id)
+    return await _delete_once(db, org_id, endpoint_id)
+
+
+async def _delete_once(db: Db, org_id: UUID, endpoint_id: UUID) -> EndpointDeleted:
     async with connection(db) as conn, conn.transaction():
         row = _found(await conn.fetchrow(q.DELETE_ENDPOINT, endpoint_id, org_id, CANCEL_BATCH))
         if row["events"]:
