@@ -8,17 +8,17 @@ Each query starts with its purpose and what each $n is.
 SET_STATEMENT_TIMEOUT = "SELECT set_config('statement_timeout', $1, true)"
 
 # What routing does with the events it claimed (`claimed`: id, org_id, type, seq,
-# payload, vars): marks them routed and creates one delivery per matching enabled
+# payload, headers): marks them routed and creates one delivery per matching enabled
 # endpoint, carrying the event's seq (an ordered endpoint's order) and the endpoint's
 # priority. An endpoint matches by event type, then by its filter, compiled when it was
 # written (ingestor/filters.py) to a jsonpath predicate over the payload with the event's
-# type and source headers as the variables $"type" and $"headers" (`vars`, built once
-# per event); PostgreSQL evaluates it here, and a payload it cannot match (silent: true)
-# is simply not matched. With `$filtered` false the filters are not evaluated: every
-# endpoint the type matches gets a delivery (see ROUTE_UNFILTERED). A crash before
-# commit leaves the events unrouted, so routing may commit asynchronously
-# (synchronous_commit off) without risking a loss. Returns the events routed and the
-# deliveries created.
+# type and source headers as the variables $"type" and $"headers" (built only for an
+# endpoint that has a filter); PostgreSQL evaluates it here, and a payload it cannot
+# match (silent: true) is simply not matched. With `$FILTERED` false the filters are
+# not evaluated: every endpoint the type matches gets a delivery (see ROUTE_UNFILTERED).
+# A crash before commit leaves the events unrouted, so routing may commit
+# asynchronously (synchronous_commit off) without risking a loss. Returns the events
+# routed and the deliveries created.
 _FANOUT = """
 routed AS (
     -- = ANY(ARRAY(...)): primary-key look-ups, never a join against the whole table
@@ -38,8 +38,11 @@ fanout AS (
                   OR (right(pattern, 2) = '.*'
                       AND starts_with(claimed.type, left(pattern, -1)))))
       AND CASE WHEN endpoint.filter_path IS NULL OR NOT $FILTERED THEN true
-               ELSE coalesce(jsonb_path_match(claimed.payload, endpoint.filter_path,
-                                              claimed.vars, true), false) END
+               ELSE coalesce(jsonb_path_match(
+                        claimed.payload, endpoint.filter_path,
+                        jsonb_build_object('type', claimed.type,
+                                           'headers', coalesce(claimed.headers, '{}')),
+                        true), false) END
     ORDER BY claimed.seq
     ON CONFLICT (event_id, endpoint_id) DO NOTHING
     RETURNING 1
@@ -47,8 +50,7 @@ fanout AS (
 SELECT (SELECT count(*) FROM routed) AS events, (SELECT count(*) FROM fanout) AS deliveries
 """
 _CLAIMED = """
-    SELECT id, org_id, type, seq, payload,
-           jsonb_build_object('type', type, 'headers', coalesce(headers, '{}')) AS vars
+    SELECT id, org_id, type, seq, payload, headers
     FROM events
 """
 
@@ -113,7 +115,8 @@ WHERE deleted_at IS NULL
 # $10 of the claim go to the longest-waiting due deliveries (`due`; the Poller makes
 # that one in five over its claims), so a low priority is delayed under a backlog,
 # never starved.
-# Both walks stop after $1 * 4 rows. The held endpoints are excluded by a parameter
+# `prioritized` stops after $1 * 4 rows, `oldest` after $10 * 4 (it only serves the
+# share). The held endpoints are excluded by a parameter
 # array, which the planner estimates well (computing them in the same statement makes it
 # sort the whole queue instead).
 # `heads` takes, for each endpoint open for one attempt, its oldest undelivered
@@ -153,7 +156,7 @@ oldest AS (
     WHERE delivery.status IN ('pending', 'failed') AND delivery.next_attempt_at <= now()
       AND delivery.endpoint_id <> ALL ($4::uuid[])
     ORDER BY delivery.next_attempt_at, delivery.event_id
-    LIMIT $1 * 4
+    LIMIT $10 * 4
     FOR UPDATE OF delivery SKIP LOCKED
 ),
 candidates AS (
