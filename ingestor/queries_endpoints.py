@@ -6,6 +6,8 @@ one endpoint by id that reads "$2 organization id or NULL" takes NULL for an ope
 acting across organizations (the console, the command line), never from the API.
 """
 
+from triggerd_sql.routing import type_matches
+
 # What the API shows of an endpoint (never its secrets). `breaker` is computed here so
 # it uses the database clock, the one the deliverer sets breaker_open_until with.
 ENDPOINT_COLUMNS = """
@@ -223,15 +225,11 @@ WHERE d.id IN (SELECT open.id FROM deliveries AS open
                LIMIT $4)
 """
 
-# Whether an event of type $2 passes an endpoint's event_types, the same test as the
-# routing statement (workers/queries.py ROUTE_EVENTS). $1 endpoint id, $2 the type,
+# Whether an event of type $2 passes an endpoint's event_types, by the test the
+# routing statement makes (triggerd_sql.routing). $1 endpoint id, $2 the type,
 # $3 organization id. No row for an unknown endpoint.
 TYPE_MATCHES = """
 SELECT event_types, filter::text AS filter,
-       event_types IS NULL OR EXISTS (
-           SELECT 1 FROM unnest(event_types) AS pattern
-           WHERE pattern = $2
-              OR (right(pattern, 2) = '.*' AND starts_with($2, left(pattern, -1))))
-           AS type_matches
+       """ + type_matches("event_types", "$2") + """ AS type_matches
 FROM endpoints WHERE id = $1 AND org_id = $3 AND deleted_at IS NULL
 """

@@ -3,6 +3,8 @@
 Each query starts with its purpose and what each $n is.
 """
 
+from triggerd_sql.routing import type_matches
+
 # Bounds the next statements of the transaction (SET LOCAL takes no parameter;
 # set_config(..., true) is its parameterised form). $1 milliseconds, as text.
 SET_STATEMENT_TIMEOUT = "SELECT set_config('statement_timeout', $1, true)"
@@ -31,12 +33,7 @@ fanout AS (
     SELECT claimed.id, endpoint.id, claimed.org_id, claimed.seq, endpoint.priority
     FROM claimed
     JOIN endpoints AS endpoint ON endpoint.org_id = claimed.org_id AND endpoint.enabled
-    WHERE (endpoint.event_types IS NULL
-           OR EXISTS (
-               SELECT 1 FROM unnest(endpoint.event_types) AS pattern
-               WHERE pattern = claimed.type
-                  OR (right(pattern, 2) = '.*'
-                      AND starts_with(claimed.type, left(pattern, -1)))))
+    WHERE """ + type_matches("endpoint.event_types", "claimed.type") + """
       AND CASE WHEN endpoint.filter_path IS NULL OR NOT $FILTERED THEN true
                ELSE coalesce(jsonb_path_match(
                         claimed.payload, endpoint.filter_path,
