@@ -30,6 +30,7 @@ from supervisor.node import (
     cli_orgs,
     cli_output,
     cli_status,
+    cli_systemd,
     failures,
     logs,
     preflight,
@@ -72,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (serve, migrate):
         sub.add_argument("--config", type=Path, default=argparse.SUPPRESS,
                          help="TOML file (environment variables win)")
-    for module in (cli_status, cli_orgs, cli_endpoints, cli_deliveries, cli_events):
+    for module in (cli_status, cli_orgs, cli_endpoints, cli_deliveries, cli_events,
+                   cli_systemd):
         module.add(commands)
     return parser
 

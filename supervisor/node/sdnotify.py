@@ -5,13 +5,17 @@ a `STATUS=` line (what `systemctl status` shows). Nothing is ever waited for: th
 is non-blocking, and a message systemd cannot take at once is dropped. Without
 $NOTIFY_SOCKET (not under systemd) every call is a no-op that returns False.
 
-`watchdog_period()` reads $WATCHDOG_USEC / $WATCHDOG_PID as sd_watchdog_enabled(3) does.
+`watchdog_period()` reads $WATCHDOG_USEC / $WATCHDOG_PID as sd_watchdog_enabled(3) does,
+with one addition: the single-file binary (PyInstaller onefile) runs the node as the child
+of its bootloader, which is systemd's main PID, so when frozen the parent's pid is taken
+as ours (the unit says NotifyAccess=all so that systemd takes the child's pings).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from collections.abc import Mapping
 
@@ -43,15 +47,22 @@ def reloading() -> bool:
     return notify(f"RELOADING=1\nMONOTONIC_USEC={usec}\nSTATUS=reloading")
 
 
-def watchdog_period(environ: Mapping[str, str] | None = None) -> float | None:
+def watchdog_period(environ: Mapping[str, str] | None = None, *,
+                    frozen: bool | None = None) -> float | None:
     """Seconds between WATCHDOG=1 pings (half of WATCHDOG_USEC), or None when systemd
-    asked for none, or asked another process (WATCHDOG_PID is not ours)."""
+    asked for none, or asked another process (WATCHDOG_PID is neither ours nor, in the
+    single-file binary, our bootloader's). `frozen` defaults to sys.frozen."""
     env = os.environ if environ is None else environ
     pid = env.get("WATCHDOG_PID")
-    if pid and pid.strip() != str(os.getpid()):
+    if pid and pid.strip() not in _own_pids(getattr(sys, "frozen", False)
+                                            if frozen is None else frozen):
         return None
     try:
         usec = int(env.get("WATCHDOG_USEC", ""))
     except ValueError:
         return None
     return usec / 2_000_000 if usec > 0 else None
+
+
+def _own_pids(frozen: bool) -> tuple[str, ...]:
+    return (str(os.getpid()), str(os.getppid())) if frozen else (str(os.getpid()),)
