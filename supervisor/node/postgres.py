@@ -70,6 +70,9 @@ port = {port}
 max_connections = 200
 shared_buffers = 128MB
 fsync = on
+# No JIT: its code goes to memory made executable, which systemd's MemoryDenyWriteExecute=
+# forbids (see scripts/triggerd.service); triggerd's statements are short anyway.
+jit = off
 """
 
 
