@@ -3,6 +3,8 @@
 HttpAcceptor is the last child of the ingest subtree, so it stops first: the
 listening socket closes, requests under way finish (their events reach the
 writer, which is still running), then the writer drains. Restart: permanent.
+With `reuse_port` its socket sets SO_REUSEPORT: other processes of this user that set
+it too listen on the same port, and the kernel spreads new connections among them.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def create_app(ingest: Ingest, *, api: bool = True,
 class HttpAcceptor(Resident):
     def __init__(self, app: web.Application, host: str, port: int,
                  shutdown_timeout: float = 10.0, *, keepalive_timeout: float = 15.0,
-                 max_connections: int = 4096) -> None:
+                 max_connections: int = 4096, reuse_port: bool = False) -> None:
         super().__init__(name="HttpAcceptor")
         self._app = app
         self._host = host
@@ -76,6 +78,7 @@ class HttpAcceptor(Resident):
         self._shutdown_timeout = shutdown_timeout
         self._keepalive_timeout = keepalive_timeout
         self._max_connections = max_connections
+        self._reuse_port = reuse_port
         self._runner: web.AppRunner | None = None
 
     async def init(self) -> None:
@@ -86,9 +89,11 @@ class HttpAcceptor(Resident):
                                      keepalive_timeout=self._keepalive_timeout,
                                      max_connections=self._max_connections)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
+        site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True,
+                           reuse_port=self._reuse_port or None)
         await site.start()
-        log.info("listening on http://%s:%d", self._host, self._port)
+        log.info("listening on http://%s:%d%s", self._host, self._port,
+                 " (shared: SO_REUSEPORT)" if self._reuse_port else "")
 
     async def terminate(self, reason: BaseException | None) -> None:
         if self._runner is not None:

@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (TRIGGERD_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (PORT, default 4000)")
     serve.add_argument("--roles", help="comma-separated subset of ingest,process,deliver")
+    serve.add_argument("--reuse-port", dest="reuse_port", action="store_true", default=None,
+                       help="share PORT with other triggerd processes started so "
+                            "(SO_REUSEPORT; TRIGGERD_REUSE_PORT=true)")
     serve.add_argument("--no-migrate", dest="migrate", action="store_false", default=None,
                        help="do not apply pending migrations on start")
     migrate = commands.add_parser("migrate", help="apply pending migrations and exit")
@@ -84,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         # Until the event loop takes it over: SIGHUP reloads, it never kills the node.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    overrides = {k: getattr(args, k, None) for k in ("host", "port", "roles", "migrate")}
+    overrides = {k: getattr(args, k, None)
+                 for k in ("host", "port", "roles", "migrate", "reuse_port")}
 
     def load() -> Config:
         return configuration.load(args.config, **overrides)

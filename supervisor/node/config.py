@@ -31,6 +31,7 @@ class Config:
     data_dir: Path = Path("./var")
     host: str = "127.0.0.1"
     port: int = 4000
+    reuse_port: bool = False  # SO_REUSEPORT: several processes of this user share PORT
     roles: frozenset[str] = ROLES
     migrate: bool = True
     admin_token: str | None = None

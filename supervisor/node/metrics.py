@@ -66,6 +66,7 @@ class Parts:
     results: Callable[[], ResultWriter | None] | None = None
     database: Callable[[], asyncpg.Pool | None] | None = None
     version: str = "0"
+    node: str = ""  # the node's name, host:pid:port
 
 
 def live_stats(parts: Parts) -> dict[str, Any]:
@@ -95,6 +96,11 @@ class NodeCollector:
     def collect(self) -> Iterator[Metric]:
         parts = self._parts
         yield from _build(parts.version)
+        # Which process answered: several may share one port (--reuse-port).
+        node = GaugeMetricFamily("triggerd_node_info", "The node that answered this scrape "
+                                 "(always 1)", labels=["node"])
+        node.add_metric([parts.node], 1.0)
+        yield node
         restarts = CounterMetricFamily(
             "triggerd_supervisor_restarts",
             "Restarts made by each running supervisor (a restarted supervisor starts at 0)",

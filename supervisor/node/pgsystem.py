@@ -53,9 +53,14 @@ def service_user() -> ServerUser:
             continue
         return ServerUser(entry.pw_uid, entry.pw_gid, name)
     log.info("creating system user %s to run the embedded PostgreSQL", SERVICE_USER)
-    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
-                    "--shell", "/usr/sbin/nologin", SERVICE_USER],
-                   capture_output=True, text=True, check=True, timeout=30)
+    try:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
+                        "--shell", "/usr/sbin/nologin", SERVICE_USER],
+                       capture_output=True, text=True, check=True, timeout=30)
+    except subprocess.CalledProcessError:
+        # Another node starting at the same moment may have created it first.
+        if SERVICE_USER not in {entry.pw_name for entry in pwd.getpwall()}:
+            raise
     entry = pwd.getpwnam(SERVICE_USER)
     return ServerUser(entry.pw_uid, entry.pw_gid, SERVICE_USER)
 

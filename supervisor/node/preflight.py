@@ -2,7 +2,11 @@
 
 - `check_listen`: TRIGGERD_HOST resolves and HOST:PORT can be bound (bound the way the
   HttpAcceptor binds, then released at once): a bad host or a port in use is found
-  before PostgreSQL is started or migrated, not after.
+  before PostgreSQL is started or migrated, not after. With `reuse_port`
+  (TRIGGERD_REUSE_PORT) the probe sets SO_REUSEPORT too, so a port held by triggerd
+  processes of this user that set it is not refused; anything else on the port still
+  is (the kernel refuses the bind), and `sharers.check` later makes sure that whoever
+  shares it is a node of the same database.
 - `check_data_dir`: the embedded PostgreSQL's TRIGGERD_DATA_DIR exists or can be made,
   and this user can write in it.
 - `open_database`: the embedded server started (it stays up until `close`), or
@@ -16,6 +20,7 @@ Each raises `StartupError`; `status` reports the phase for systemd's STATUS=.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import socket
@@ -38,7 +43,7 @@ log = logging.getLogger(__name__)
 CONNECT_ATTEMPT_S = 10.0
 
 
-async def check_listen(host: str, port: int) -> None:
+async def check_listen(host: str, port: int, *, reuse_port: bool = False) -> None:
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM,
@@ -49,12 +54,24 @@ async def check_listen(host: str, port: int) -> None:
     for family, kind, proto, _, address in dict.fromkeys(infos):
         with socket.socket(family, kind, proto) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:
                 sock.bind(address)
             except OSError as exc:
+                if reuse_port and exc.errno == errno.EADDRINUSE:
+                    raise _not_shared(host, port) from None
                 raise failures.listen_error(exc, host, port) from None
+
+
+def _not_shared(host: str, port: int) -> StartupError:
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return StartupError(f"PORT: {address} is already in use by a process that does not "
+                        "share it (only triggerd processes of the same user started with "
+                        "--reuse-port share a port); stop it, or set PORT (or --port) to a "
+                        "free port")
 
 
 def check_data_dir(data_dir: Path) -> None:

@@ -23,7 +23,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from supervisor.node import failures, logs, preflight, sdnotify
+from supervisor.node import failures, logs, preflight, sdnotify, sharers
 from supervisor.node.config import Config
 from supervisor.node.failures import StartupError
 from supervisor.node.reload import Reloader
@@ -67,10 +67,12 @@ async def serve(config: Config, load: Callable[[], Config]) -> int:
 async def _start(config: Config, database: preflight.Database, signals: Signals) -> Node | None:
     """The started node, or None when a stop signal came first."""
     try:
-        await preflight.check_listen(config.host, config.port)
+        await preflight.check_listen(config.host, config.port, reuse_port=config.reuse_port)
         dsn = await _unless_stopped(database.open(), signals.stop)
         if dsn is None:
             return None
+        if config.reuse_port:
+            await sharers.check(dsn, config.host, config.port)
         # The database is up and migrated: the tree's Database child only opens its pool.
         node = Node(config.replace(database_url=dsn, migrate=False))
         sdnotify.status("starting the tree")

@@ -128,7 +128,7 @@ class Node:
             pool=(lambda: self.child("processing", "pool", DeliveryPool)) if deliver else None,
             results=(lambda: self.child("processing", "results", ResultWriter))
             if deliver else None,
-            database=self._open_pool, version=VERSION)
+            database=self._open_pool, version=VERSION, node=self.name)
 
     def _metrics(self) -> CollectorRegistry:
         """The node's own gauges, in a registry of the node's: a process may run several
@@ -254,7 +254,8 @@ class Node:
         return HttpAcceptor(app, config.host, config.port,
                             config.shutdown_timeout,
                             keepalive_timeout=config.http_keepalive_timeout,
-                            max_connections=config.http_max_connections)
+                            max_connections=config.http_max_connections,
+                            reuse_port=config.reuse_port)
 
     def _ingest_tree(self) -> Supervisor:
         config = self.config
