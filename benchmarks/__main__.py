@@ -109,7 +109,8 @@ class Suite:
         # Sequential first: the latency an operator sees on a node that is not under load.
         await self.step("sequential", lambda: measure_ingest.sequential(p, node, say))
         await self.step("ingest",
-                        lambda: measure_ingest.ingest(self.gen, p, node, bare, naive, say))
+                        lambda: measure_ingest.ingest(self.gen, p, node, bare, naive, self.pg,
+                                                      say))
         dsn = self.pg.dsn_of("bench_ingest")
         await self.step("sources",
                         lambda: measure_sources.sources(self.gen, p, node, dsn, say))
@@ -191,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(suite.run())
     results["duration_s"] = round(time.monotonic() - suite.started, 1)
+    if only:  # the sections not run keep their figures from the file being replaced
+        report.keep_previous(results, args.out, only)
     markdown = report.write(results, args.out)
     suite.say(f"wrote {args.out} and {markdown}")
     return 0

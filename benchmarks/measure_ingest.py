@@ -4,6 +4,11 @@ memory under sustained load and while PostgreSQL is stopped.
 
 Each load run gets organizations of its own (rate limits are per organization and
 minute), so no run is slowed by the one before; non-2xx answers are counted and reported.
+Around each load run (not its warm-up) the server's CPU time and, for naive and
+triggerd, that of the benchmark's PostgreSQL (the postmaster and all its children) are
+read from /proc (benchmarks.cpu) and divided by the run's 2xx answers: microseconds of
+CPU per request or per accepted event, a figure that other load on the machine disturbs
+far less than throughput.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks import benchmark_async
+from benchmarks.cpu import CpuMeter
 from benchmarks.loadgen import Load, LoadGenerator, closed_loop
 from benchmarks.procs import Child, Postgres
 from benchmarks.profiles import Profile
@@ -39,15 +45,36 @@ async def new_keys(url: str, count: int) -> list[str]:
 def _figures(name: str, run: dict[str, Any]) -> dict[str, Any]:
     return {f"{name}_rps": run["rps"], f"{name}_p50_ms": run["p50_ms"],
             f"{name}_p99_ms": run["p99_ms"], f"{name}_non_2xx": run["non_2xx"],
-            f"{name}_errors": run["errors"]}
+            f"{name}_errors": run["errors"], f"{name}_cpu_us": run.get("cpu_us"),
+            f"{name}_pg_cpu_us": run.get("pg_cpu_us")}
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+async def measured(gen: LoadGenerator, load: Load, server: Child,
+                   pg: Postgres | None = None) -> dict[str, Any]:
+    """One load run with the CPU it cost: `cpu_us`, the server's microseconds of CPU per
+    2xx answer, and `pg_cpu_us`, PostgreSQL's (None without `pg`)."""
+    own = CpuMeter(server.cpu_s).start()
+    database = CpuMeter(pg.cpu_s).start() if pg is not None else None
+    run = await gen.run(load)
+    own.stop()
+    run["cpu_us"] = own.per(run["ok"])
+    run["cpu_s"] = own.seconds
+    if database is not None:
+        database.stop()
+        run["pg_cpu_us"] = database.per(run["ok"])
+    return run
+
+
+def _us(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} us"
+
+
 async def ingest(gen: LoadGenerator, profile: Profile, node: Child, bare: Child,
-                 naive: Child, say: Say) -> dict[str, Any]:
+                 naive: Child, pg: Postgres, say: Say) -> dict[str, Any]:
     """Per connection count: bare, naive and triggerd, one after the other, same load."""
     section: dict[str, Any] = {"seconds_per_run": profile.ingest_s, "path": "/api/events"}
     for connections in profile.connections:
@@ -56,14 +83,18 @@ async def ingest(gen: LoadGenerator, profile: Profile, node: Child, bare: Child,
             keys = tuple(await new_keys(node.url, profile.keys))
             if profile.warmup_s:
                 await gen.run(Load(server.url, keys, connections, profile.warmup_s))
-            run = await gen.run(Load(server.url, keys, connections, profile.ingest_s))
+            run = await measured(gen, Load(server.url, keys, connections, profile.ingest_s),
+                                 server, None if name == "bare" else pg)
             row.update(_figures(name, run))
             say(f"ingest c{connections} {name}: {run['rps']:.0f} req/s, p50 "
-                f"{run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms, non-2xx {run['non_2xx']}")
+                f"{run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms, non-2xx {run['non_2xx']}; "
+                f"CPU per 2xx: server {_us(run['cpu_us'])}, PostgreSQL "
+                f"{_us(run.get('pg_cpu_us'))}")
         row["p50_ms"] = row["triggerd_p50_ms"]
         row["p99_ms"] = row["triggerd_p99_ms"]
         row["vs_bare"] = _ratio(row["triggerd_rps"], row["bare_rps"])
         row["vs_naive"] = _ratio(row["triggerd_rps"], row["naive_rps"])
+        row["cpu_vs_bare"] = _ratio(row["triggerd_cpu_us"], row["bare_cpu_us"])
         section[f"c{connections}"] = row
     return section
 

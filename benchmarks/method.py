@@ -7,6 +7,11 @@ METHOD = """How each figure is measured (benchmarks/, `python -m benchmarks`):
   aiohttp + uvloop handler that parses the same body and answers 202 (the ceiling), and a
   naive aiohttp + uvloop server doing one INSERT per request through an asyncpg pool (the
   "before"); each after a warm-up, one after the other on the same PostgreSQL.
+  CPU per event: utime + stime from /proc, read just before and after each load run (the
+  warm-up excluded), of the server process and any children, and of the benchmark's
+  PostgreSQL (the postmaster, every live child, and the children it reaped meanwhile),
+  divided by the run's 2xx answers. The load generator's own CPU is not counted; other
+  work on the machine changes throughput far more than it changes these figures.
 - Source ingest: one Stripe source per organization on the ingest node; first plain
   `POST /api/events` at 128 connections, then `POST /in/{token}` at 128 connections, each
   after a warm-up. Every source request is signed beforehand (wrk's Lua has no HMAC):

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import asyncpg
 
+from benchmarks.cpu import tree_cpu
 from supervisor.node.migrate import migrate
 from supervisor.node.postgres import EmbeddedPostgres
 
@@ -76,6 +77,10 @@ class Child:
 
     def rss_mb(self) -> float | None:
         return rss_mb(self.pid)
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds the child (and any process it started) has used so far."""
+        return tree_cpu(self.pid)
 
     def alive(self) -> bool:
         return self.process.returncode is None
@@ -215,6 +220,18 @@ class Postgres:
 
     def dsn_of(self, name: str) -> str:
         return dsn_for(self.dsn, name)
+
+    def postmaster_pid(self) -> int | None:
+        """The running postmaster's pid (first line of postmaster.pid), or None."""
+        try:
+            return int((self.server.cluster_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds used so far by the postmaster and its children (benchmarks.cpu)."""
+        pid = self.postmaster_pid()
+        return None if pid is None else tree_cpu(pid)
 
     async def version(self) -> str:
         conn = await asyncpg.connect(self.dsn)
