@@ -6,7 +6,8 @@ baselines, verified (Stripe-signed) source deliveries beside plain ingest, seque
 latency, batch ingest, routing (plain, then through ten payload filters, checked against
 the deliveries expected), delivery, end-to-end latency, a healthy endpoint's latency
 beside one that hangs (and alone), a high-priority endpoint's latency while a
-low-priority backlog drains (and at equal priorities) and the node's memory;
+low-priority backlog drains (and at equal priorities), ingest on one node process
+beside two sharing the port (--reuse-port), and the node's memory;
 writes results.json and RESULTS.md (beside --out). A measure that fails records null
 and its error, and the suite carries on. `--only` runs some sections (the rest stay null).
 """
@@ -30,6 +31,7 @@ from benchmarks import (
     measure_ingest,
     measure_isolation,
     measure_priority,
+    measure_processes,
     measure_queue,
     measure_sources,
     report,
@@ -82,6 +84,8 @@ class Suite:
                      f"generator: {self.gen.name}")
             if self.wanted(*INGEST_SIDE):
                 await self._ingest_side()
+            await self.step("processes", lambda: measure_processes.processes(
+                self.gen, self.profile, self.pg, self.children, self.say))
             await self._queue_side()
             if self.node is not None:
                 await self.step("memory", lambda: measure_ingest.memory(

@@ -8,6 +8,8 @@ postmaster and all its children) are read from /proc (benchmarks.cpu), and so is
 whole machine's busy time (/proc/stat: whatever else runs on the machine counts too).
 A process's share of the nodes' CPU shows how evenly the kernel spread the connections
 (wrk opens its connections once, so each stays on the process it first reached).
+The transaction ids PostgreSQL handed out over the run count the write transactions (the
+writers' group-commit flushes, a few heartbeats): events per write is the batching.
 Afterwards the events stored are counted against the 2xx answers (each request carries
 a dedup_id unique to the run, see loadgen.LUA), so a lost or doubled event shows.
 """
@@ -30,6 +32,9 @@ from benchmarks.profiles import Profile
 Say = Callable[[str], None]
 CONNECTIONS = 128
 CASES = (("one", 1), ("two", 2))
+# The next transaction id, without taking one: the write transactions (each of the
+# writers' flushes is one) committed or begun between two readings.
+NEXT_XID = "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
 
 
 def machine_busy_s() -> float:
@@ -69,15 +74,18 @@ async def _case(gen: LoadGenerator, profile: Profile, pg: Postgres, children: Ch
         answered, runs = 0, 1 + bool(profile.warmup_s)
         if profile.warmup_s:
             answered += (await gen.run(Load(url, keys, CONNECTIONS, profile.warmup_s)))["ok"]
-        each = [CpuMeter(functools.partial(process_cpu, node.pid)).start() for node in nodes]
-        total, database = CpuMeter(_nodes_cpu(nodes)).start(), CpuMeter(pg.cpu_s).start()
-        machine = CpuMeter(machine_busy_s).start()
-        run = await gen.run(Load(url, keys, CONNECTIONS, profile.ingest_s))
-        for meter in (*each, total, database, machine):
-            meter.stop()
-        answered += run["ok"]
         conn = await asyncpg.connect(dsn)
         try:
+            each = [CpuMeter(functools.partial(process_cpu, node.pid)).start()
+                    for node in nodes]
+            total, database = CpuMeter(_nodes_cpu(nodes)).start(), CpuMeter(pg.cpu_s).start()
+            machine = CpuMeter(machine_busy_s).start()
+            xids = int(await conn.fetchval(NEXT_XID))
+            run = await gen.run(Load(url, keys, CONNECTIONS, profile.ingest_s))
+            writes = int(await conn.fetchval(NEXT_XID)) - xids
+            for meter in (*each, total, database, machine):
+                meter.stop()
+            answered += run["ok"]
             stored = int(await conn.fetchval("SELECT count(*) FROM events"))
         finally:
             await conn.close()
@@ -93,14 +101,17 @@ async def _case(gen: LoadGenerator, profile: Profile, pg: Postgres, children: Ch
         "node_cpu_pct": _pct(total.seconds, run["seconds"]),
         "pg_cpu_pct": _pct(database.seconds, run["seconds"]),
         "machine_busy_pct": _pct(machine.seconds, run["seconds"]),
-        "node_cpu_shares": shares, "answered_2xx": answered, "stored": stored,
+        "node_cpu_shares": shares, "write_transactions": writes,
+        "events_per_write": round(run["ok"] / writes, 1) if writes else None,
+        "answered_2xx": answered, "stored": stored,
         # Requests still in flight when a run ends commit too: at most one per connection.
         "stored_as_expected": answered <= stored <= answered + CONNECTIONS * runs}
     say(f"processes {count}: {run['rps']:.0f} events/s, p99 {run['p99_ms']:.2f} ms, non-2xx "
         f"{run['non_2xx']}; CPU per event: nodes {_us(figures['node_cpu_us'])}, PostgreSQL "
         f"{_us(figures['pg_cpu_us'])}; nodes {figures['node_cpu_pct']} %, PostgreSQL "
         f"{figures['pg_cpu_pct']} %, machine {figures['machine_busy_pct']} % busy; "
-        f"shares {shares}; stored {stored} of {answered} 2xx")
+        f"shares {shares}; {figures['events_per_write']} events per write transaction; "
+        f"stored {stored} of {answered} 2xx")
     return figures
 
 

@@ -51,6 +51,16 @@ METHOD = """How each figure is measured (benchmarks/, `python -m benchmarks`):
   arrival minus the time its POST was sent; L's drain rate counts its deliveries that
   finished within the open loop. Two phases on fresh nodes: L at 1 and H at 10, then
   both at 5 (the baseline: H waits behind the backlog).
+- Processes: ingest-only nodes on a freshly migrated database per case, `POST /api/events`
+  at 128 connections (after a warm-up) through one port: first one `serve` process, then
+  two `serve --reuse-port` processes, one after the other. CPU per event: utime + stime
+  from /proc of the node processes (summed) and of PostgreSQL, divided by the run's 2xx
+  answers; "machine busy" is /proc/stat's busy time of every core over the run, whatever
+  ran (2 cores: the load generator, the nodes and PostgreSQL share them, and so does any
+  other work on the machine). The kernel spread is the smaller process's share of the
+  nodes' CPU over the larger's (1 = even). Events per write transaction: the run's 2xx
+  answers over the transaction ids PostgreSQL handed out meanwhile (each group-commit
+  flush is one). The events stored are counted afterwards.
 - Memory: VmRSS of the ingest node sampled through a sustained closed-loop run, then
   while the benchmark's PostgreSQL is killed and clients keep posting, then after restart.
 """

@@ -51,7 +51,15 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
                  "low_drain_per_s", "low_left_at_end", "delivered_per_s", "p99_vs_baseline"),
     "memory": ("rss_mb_load", "rss_mb_db_down", "rss_mb_start", "rss_growth_mb",
                "db_down_statuses", "recovered_after_s"),
+    "processes": ("connections", "seconds_per_run", "cores", "events_per_s_ratio",
+                  "p99_ratio", "node_cpu_per_event_ratio", "pg_cpu_per_event_ratio",
+                  "two_spread", "non_2xx"),
 }
+# One case of "processes" (measure_processes): one node process, or two sharing the port.
+_PROCESS_CASE = ("processes", "events_per_s", "p50_ms", "p99_ms", "non_2xx", "errors",
+                 "node_cpu_us", "pg_cpu_us", "node_cpu_pct", "pg_cpu_pct",
+                 "machine_busy_pct", "node_cpu_shares", "write_transactions",
+                 "events_per_write", "answered_2xx", "stored", "stored_as_expected")
 _PHASE = ("low_priority", "high_priority", "sent", "received", "non_2xx", "p50_ms", "p95_ms",
           "p99_ms", "max_ms", "low_drained", "low_drain_per_s", "low_left_at_end",
           "delivered_per_s")
@@ -80,6 +88,7 @@ GOALS: tuple[tuple[str, str, float], ...] = (
     ("priority.p99_ms", "<=", 250.0), ("priority.low_drain_per_s", ">", 0.0),
     ("memory.rss_mb_load", "<=", 200.0), ("memory.rss_mb_db_down", "<=", 200.0),
     ("memory.rss_growth_mb", "<=", 20.0),  # "flat": the last third within 20 MB of the first
+    ("processes.non_2xx", "<=", 0),  # one process or two sharing the port: every answer 2xx
 )
 
 
@@ -97,6 +106,8 @@ def skeleton(profile: Profile, command: str) -> dict[str, Any]:
         results[name] = {**dict.fromkeys(keys), "error": None}
     results["delivery"]["four_endpoints"] = {"deliveries_per_s": None, "error": None}
     results["priority"]["baseline"] = {**dict.fromkeys(_PHASE), "error": None}
+    for case in ("one", "two"):
+        results["processes"][case] = {**dict.fromkeys(_PROCESS_CASE), "error": None}
     results["isolation"]["alone"] = {**dict.fromkeys(("sent", "received", "p50_ms", "p95_ms",
                                                       "p99_ms", "max_ms")), "error": None}
     return results
@@ -275,7 +286,7 @@ def _rows(r: dict[str, Any]) -> list[Row]:
         (f"End to end, ingest -> receiver at {_n(e['rate_per_s'])} events/s",
          f"p50 {_n(e['p50_ms'], 1)} ms, p99 {_n(e['p99_ms'], 1)} ms", "",
          "p50 <= 20 ms, p99 <= 100 ms", _met(r, "e2e.p50_ms", "e2e.p99_ms"), ""),
-        _isolation_row(r), _priority_row(r),
+        _isolation_row(r), _priority_row(r), _processes_row(r),
         ("Resident memory of the node",
          f"{_n(m['rss_mb_load'])} MB under load (last third {_n(m['rss_growth_mb'], 1)} MB "
          f"above the first); {_n(m['rss_mb_db_down'])} MB with PostgreSQL down", "",
@@ -294,6 +305,23 @@ def _sources_row(r: dict[str, Any]) -> Row:
             f"{_n(src['plain_p50_ms'], 2)}, p99 {_n(src['plain_p99_ms'], 2)} ms): {_n(ratio)} %")
     return (f"Source ingest, Stripe-signed, {_n(src['connections'])} connections", ours, base,
             ">= 80 % of plain ingest", _met(r, "sources.vs_plain"), "")
+
+
+def _processes_row(r: dict[str, Any]) -> Row:
+    p = {**dict.fromkeys(_SECTIONS["processes"]), **(r.get("processes") or {})}
+    one, two = (p.get(case) or dict.fromkeys(_PROCESS_CASE) for case in ("one", "two"))
+
+    def case(c: dict[str, Any]) -> str:
+        return (f"{_n(c['events_per_s'])} events/s, p99 {_n(c['p99_ms'], 1)} ms, nodes "
+                f"{_n(c['node_cpu_us'], 1)} us + PostgreSQL {_n(c['pg_cpu_us'], 1)} us CPU per "
+                f"event, {_n(c['events_per_write'], 1)} events per write transaction, "
+                f"machine {_n(c['machine_busy_pct'])} % busy")
+    ratio = p["events_per_s_ratio"]
+    return (f"Ingest, {_n(p['connections'])} connections, two `serve --reuse-port` processes "
+            f"on one port ({_n(p['cores'])} cores)",
+            f"{case(two)}; {_n(None if ratio is None else ratio * 100)} % of one process's "
+            f"events/s (kernel spread {_n(p['two_spread'], 2)})", f"one process: {case(one)}",
+            "every answer 2xx", _met(r, "processes.non_2xx"), "")
 
 
 def _isolation_row(r: dict[str, Any]) -> Row:
@@ -402,6 +430,10 @@ def render(r: dict[str, Any]) -> str:
         base = r["priority"].get("baseline") or {}
         lines.append(f"- priority: {r['priority'].get('non_2xx')} (baseline "
                      f"{base.get('non_2xx')})")
+    if isinstance(r.get("processes"), dict):
+        cases = [r["processes"].get(c) or {} for c in ("one", "two")]
+        lines.append(f"- processes: one process {cases[0].get('non_2xx')}, two sharing the "
+                     f"port {cases[1].get('non_2xx')}")
     lines.append(f"- batch: {r['batch'].get('non_2xx')}; with PostgreSQL stopped (503 "
                  f"expected): {r['memory'].get('db_down_statuses')}")
     remarks = _remarks(r)
